@@ -1,0 +1,47 @@
+# The two commands a fresh machine needs are `make book` and `make test`; each sets up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# nbgrader runs alembic as a subprocess, so the venv's bin must be on PATH.
+export PATH := $(BIN):$(PATH)
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+LABS := ch01_vanilla_rnn
+SUBMISSIONS ?= submissions
+OUT ?= out
+
+.PHONY: help setup book book-clean labs grade test test-fast data bench clean
+
+help: ## List every target
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n",$$1,$$2}'
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv from requirements.txt (done by book and test on first use)
+
+book: setup ## Build the HTML book into _build/html (warnings are errors)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+book-clean: ## Remove the built book and its execution cache
+	rm -rf _build
+
+labs: setup ## Regenerate the student notebooks in labs/ from solutions/ with nbgrader
+	$(BIN)/python -m autograder release $(LABS)
+
+grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into OUT=<dir>
+	$(BIN)/python -m autograder grade $(SUBMISSIONS) $(OUT)
+
+data: setup ## Regenerate the speech corpus in data/ (needs espeak-ng and sox)
+	$(BIN)/python data/make_corpus.py
+
+test: setup ## Run every test: package, labs, grader, book build and browser check
+	$(BIN)/python -m pytest
+
+clean: book-clean ## Remove build outputs and the virtual environment
+	rm -rf $(VENV) .pytest_cache

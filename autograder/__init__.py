@@ -1,0 +1,1 @@
+"""The course's autograder: nbgrader, extended with a sandboxed, trusted grading step."""
