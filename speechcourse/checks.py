@@ -1,0 +1,73 @@
+"""Checks that explain themselves.
+
+Every test in the course, the visible self-checks in a lab and the hidden tests the
+autograder runs, fails through these functions, so a student always reads a sentence
+("expected shape (T, B, H), got (B, T, H)") and never a bare ``AssertionError``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """A check failed; the message says what was expected and what came back."""
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
+def as_array(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array, or a failure naming what it was instead."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        value = np.asarray(value)
+    if type(value) is not np.ndarray:
+        raise CheckFailed(f"{name}: expected a numpy array, got {_describe(value)}.")
+    if value.dtype.kind not in "fiu":
+        raise CheckFailed(f"{name}: expected a numeric array, got dtype {value.dtype}.")
+    return value.astype(np.float64)
+
+
+def expect_shape(name: str, value, shape: tuple, dims: str | None = None) -> np.ndarray:
+    """Fail unless ``value`` is an array of ``shape``.
+
+    ``dims`` names the axes, e.g. ``"T, B, H"``, so the message can say
+    "expected shape (T, B, H) = (5, 2, 3), got (2, 5, 3)".
+    """
+    array = as_array(name, value)
+    if array.shape != tuple(shape):
+        named = f"({dims}) = {tuple(shape)}" if dims else f"{tuple(shape)}"
+        hint = ""
+        if sorted(array.shape) == sorted(shape):
+            hint = " The sizes are right but the axes are in another order: check the layout."
+        raise CheckFailed(f"{name}: expected shape {named}, got {array.shape}.{hint}")
+    return array
+
+
+def expect_close(name: str, value, expected, rtol: float = 1e-4, atol: float = 1e-6,
+                 what: str = "the expected value") -> np.ndarray:
+    """Fail unless ``value`` has ``expected``'s shape and matches it elementwise."""
+    expected = np.asarray(expected, dtype=np.float64)
+    array = expect_shape(name, value, expected.shape)
+    if not np.all(np.isfinite(array)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise CheckFailed(f"{name}: contains {array[index]} at index {index}.")
+    error = np.abs(array - expected)
+    bound = atol + rtol * np.abs(expected)
+    if np.any(error > bound):
+        index = tuple(int(i) for i in np.unravel_index(np.argmax(error - bound), error.shape))
+        raise CheckFailed(
+            f"{name} differs from {what} by {error[index]:.1e} at index {index} "
+            f"(got {array[index]:.6g}, expected {expected[index]:.6g})."
+        )
+    return array
+
+
+def expect_true(condition: bool, message: str) -> None:
+    """Fail with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise CheckFailed(message)
