@@ -1,0 +1,233 @@
+"""Hidden tests of lab 1 (vanilla RNN). One per test cell; see DEVELOPERS.md.
+
+Each test compares the student's functions with ``reference.py`` on random inputs of
+several shapes (batch 1, one time step, H != D, K != H). Tolerances allow a correct
+float32 implementation. Inputs are passed as copies, so a function that changes its
+arguments in place behaves here as it does in the sandbox.
+"""
+import copy
+
+import numpy as np
+
+from autograder.hidden import hidden_test, load_sibling
+from speechcourse.checks import expect_close, expect_shape, expect_true
+
+ref = load_sibling(__file__, "reference")
+
+GRAD_NAMES = ("Wxh", "Whh", "Who", "bh", "by", "h0")
+# (T, B, D, H, K): batch 1, one step, H != D, K != H, T == B
+SHAPES = [(1, 1, 3, 4, 2), (5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (1, 3, 2, 6, 3)]
+
+
+def _call(function, *args):
+    return function(*copy.deepcopy(args))
+
+
+def _close(name, got, expected, what="the expected value"):
+    """expect_close with an absolute tolerance that scales with the values (float32 sums)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    return expect_close(name, got, expected, rtol=1e-4, atol=1e-5 * scale, what=what)
+
+
+def _problem(seed, T, B, D, H, K, scale=1.0):
+    """Random inputs and parameters; ``scale`` > 1 drives tanh into saturation."""
+    rng = np.random.default_rng(seed)
+    params = {
+        "Wxh": scale * rng.standard_normal((D, H)) / np.sqrt(D),
+        "Whh": scale * rng.standard_normal((H, H)) / np.sqrt(H),
+        "Who": rng.standard_normal((H, K)) / np.sqrt(H),
+        "bh": 0.5 * rng.standard_normal(H),
+        "by": 0.5 * rng.standard_normal(K),
+    }
+    xs = rng.standard_normal((T, B, D))  # (T, B, D)
+    h0 = 0.5 * rng.standard_normal((B, H))  # (B, H)
+    dys = rng.standard_normal((T, B, K))  # (T, B, K)
+    return xs, h0, params, dys
+
+
+def _forward_pair(result, T, B, H, K):
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"rnn_forward should return a pair (hs, ys), got {_kind(result)}.")
+    hs = expect_shape("hs returned by rnn_forward", result[0], (T, B, H), "T, B, H")
+    ys = expect_shape("ys returned by rnn_forward", result[1], (T, B, K), "T, B, K")
+    return hs, ys
+
+
+def _kind(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _grads_dict(result):
+    expect_true(isinstance(result, dict),
+                f"rnn_backward should return a dict of gradients, got {_kind(result)}.")
+    missing = [name for name in GRAD_NAMES if name not in result]
+    expect_true(not missing,
+                f"rnn_backward's dict is missing the key(s) {missing}; it needs {list(GRAD_NAMES)}.")
+    return result
+
+
+# ----------------------------------------------------------------------------- rnn_step
+
+@hidden_test("test_rnn_step")
+def _(student):
+    for seed, (_, B, D, H, _) in enumerate(SHAPES):
+        xs, h0, p, _ = _problem(seed, 1, B, D, H, 2)
+        for scale in (1.0, 3.0):
+            Whh = scale * p["Whh"]
+            got = _call(student.rnn_step, xs[0], h0, p["Wxh"], Whh, p["bh"])
+            expect_shape("rnn_step(x_t, h_prev, ...)", got, (B, H), "B, H")
+            _close("rnn_step(x_t, h_prev, ...)", got,
+                   ref.rnn_step(xs[0], h0, p["Wxh"], Whh, p["bh"]))
+
+
+# -------------------------------------------------------------------------- rnn_forward
+
+@hidden_test("test_rnn_forward_shapes")
+def _(student):
+    for seed, (T, B, D, H, K) in enumerate(SHAPES):
+        xs, h0, p, _ = _problem(100 + seed, T, B, D, H, K)
+        _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+
+
+@hidden_test("test_rnn_forward_hidden_states")
+def _(student):
+    for seed, (T, B, D, H, K) in enumerate(SHAPES + [(8, 2, 3, 4, 2)]):
+        xs, h0, p, _ = _problem(200 + seed, T, B, D, H, K)
+        hs, _ = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
+
+
+@hidden_test("test_rnn_forward_outputs")
+def _(student):
+    """ys = hs @ Who + by, judged on the student's own hs so a wrong hs is not charged twice."""
+    for seed, (T, B, D, H, K) in enumerate(SHAPES):
+        xs, h0, p, _ = _problem(300 + seed, T, B, D, H, K)
+        hs, ys = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        _close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
+               what="hs @ Who + by (computed from your hs)")
+
+
+# ------------------------------------------------------------------------- rnn_backward
+
+def _backward_case(student, seed, T, B, D, H, K, scale=1.0):
+    xs, h0, p, dys = _problem(seed, T, B, D, H, K, scale)
+    hs, _ = ref.rnn_forward(xs, h0, p)
+    got = _grads_dict(_call(student.rnn_backward, xs, h0, p, hs, dys))
+    return got, ref.rnn_backward(xs, h0, p, hs, dys)
+
+
+@hidden_test("test_rnn_backward_shapes")
+def _(student):
+    for seed, (T, B, D, H, K) in enumerate(SHAPES):
+        got, want = _backward_case(student, 400 + seed, T, B, D, H, K)
+        for name in GRAD_NAMES:
+            expect_shape(f"rnn_backward(...)[{name!r}]", got[name], want[name].shape)
+
+
+@hidden_test("test_rnn_backward_output_layer")
+def _(student):
+    for seed, (T, B, D, H, K) in enumerate(SHAPES):
+        got, want = _backward_case(student, 500 + seed, T, B, D, H, K)
+        for name in ("Who", "by"):
+            _close(f"gradient for {name}", got[name], want[name], what="the correct gradient")
+
+
+def _recurrent(student, seed_base, shapes):
+    for seed, (T, B, D, H, K) in enumerate(shapes):
+        for scale in (1.0, 2.5):
+            got, want = _backward_case(student, seed_base + seed, T, B, D, H, K, scale)
+            for name in ("Wxh", "Whh", "bh", "h0"):
+                _close(f"gradient for {name} (T = {T})", got[name], want[name],
+                       what="the correct gradient")
+
+
+@hidden_test("test_rnn_backward_one_step")
+def _(student):
+    """T = 1: the local step (through tanh, into Wxh, Whh, bh and h0), no time recursion."""
+    _recurrent(student, 600, [(1, 1, 3, 4, 2), (1, 3, 2, 6, 3), (1, 4, 5, 3, 5)])
+
+
+@hidden_test("test_rnn_backward_through_time")
+def _(student):
+    """T > 1: the gradient must also flow from h_t back into h_{t-1}."""
+    _recurrent(student, 700, [(5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (9, 2, 3, 3, 2)])
+
+
+# ----------------------------------------------------------------------- gradient_norms
+
+def _norms_problem(seed, T, B, H, scale):
+    rng = np.random.default_rng(seed)
+    hs = np.tanh(scale * rng.standard_normal((T, B, H)))  # (T, B, H), like a forward pass
+    Whh = rng.standard_normal((H, H)) / np.sqrt(H) * 1.5  # not symmetric
+    dh_last = rng.standard_normal((B, H))  # (B, H)
+    return hs, Whh, dh_last
+
+
+NORM_SHAPES = [(1, 2, 3), (6, 1, 4), (10, 3, 5), (7, 4, 2)]
+
+
+@hidden_test("test_gradient_norms_shape")
+def _(student):
+    """One norm per hidden state h_1..h_T, and the last one is ||dh_last||."""
+    for seed, (T, B, H) in enumerate(NORM_SHAPES):
+        hs, Whh, dh_last = _norms_problem(800 + seed, T, B, H, 1.0)
+        got = expect_shape("gradient_norms(hs, Whh, dh_last)",
+                           _call(student.gradient_norms, hs, Whh, dh_last), (T,), "T")
+        _close(f"gradient_norms(...)[-1] (T = {T})", got[-1], np.linalg.norm(dh_last),
+               what="||dh_last||, the norm of the gradient at h_T")
+
+
+@hidden_test("test_gradient_norms_values")
+def _(student):
+    for seed, (T, B, H) in enumerate(NORM_SHAPES):
+        for scale in (0.3, 2.0):
+            hs, Whh, dh_last = _norms_problem(900 + seed, T, B, H, scale)
+            got = expect_shape("gradient_norms(hs, Whh, dh_last)",
+                               _call(student.gradient_norms, hs, Whh, dh_last), (T,), "T")
+            _close("gradient_norms(hs, Whh, dh_last)", got, ref.gradient_norms(hs, Whh, dh_last))
+
+
+# ----------------------------------------------------------------------- clip_gradients
+
+def _grads(seed, sizes):
+    rng = np.random.default_rng(seed)
+    shapes = {"Wxh": (3, 4), "Whh": (4, 4), "Who": (4, 2), "bh": (4,), "by": (2,), "h0": (2, 4)}
+    return {name: sizes.get(name, 1.0) * rng.standard_normal(shape) for name, shape in shapes.items()}
+
+
+def _clipped(student, grads, max_norm):
+    got = _call(student.clip_gradients, grads, max_norm)
+    expect_true(isinstance(got, dict),
+                f"clip_gradients should return a dict of gradients, got {_kind(got)}.")
+    expect_true(set(got) == set(grads),
+                f"clip_gradients should return the same keys it was given, {sorted(grads)}; "
+                f"got {sorted(got)}.")
+    return got
+
+
+@hidden_test("test_clip_gradients_scales")
+def _(student):
+    """Above max_norm, every gradient is scaled by the same factor max_norm / global norm."""
+    for seed, (sizes, max_norm) in enumerate([({}, 1.0), ({"Whh": 20.0}, 5.0),
+                                              ({"by": 0.01, "Wxh": 3.0}, 0.5)]):
+        grads = _grads(1000 + seed, sizes)
+        got = _clipped(student, grads, max_norm)
+        want = ref.clip_gradients(grads, max_norm)
+        for name in grads:
+            _close(f"clip_gradients(grads, {max_norm})[{name!r}]", got[name], want[name])
+
+
+@hidden_test("test_clip_gradients_below_threshold")
+def _(student):
+    """At or below max_norm, the gradients come back unchanged."""
+    for seed, max_norm in enumerate([100.0, 12.0]):
+        grads = _grads(1100 + seed, {})
+        total = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))  # about 6.5
+        got = _clipped(student, grads, max_norm)
+        for name in grads:
+            _close(f"clip_gradients(grads, {max_norm})[{name!r}] (global norm {total:.2f} "
+                   f"is below max_norm)", got[name], grads[name],
+                   what="the unchanged gradient")

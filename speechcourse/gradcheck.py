@@ -1,0 +1,66 @@
+"""Numerical gradients by central differences, for checking a backward pass.
+
+``numerical_gradient(f, x)`` nudges every entry of ``x`` by ``±eps`` and measures how
+the scalar ``f(x)`` moves:  df/dx[i] ~ (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
+``numerical_gradients`` does the same for every array in a dict of parameters.
+``expect_gradient_close`` compares an analytic gradient with a numerical one and fails
+with a sentence ("gradient for Whh differs from the numerical gradient by 3.0e-02 at
+index (0, 1) ...").
+
+Work in float64: with float32 the differences drown in rounding error.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from speechcourse.checks import expect_close
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6) -> np.ndarray:
+    """d f(x) / dx by central differences, an array of ``x``'s shape.
+
+    ``f`` takes one array and returns a scalar. ``x`` is not changed: ``f`` is called
+    on a float64 copy that is nudged one entry at a time.
+    """
+    x = np.array(x, dtype=np.float64)  # a copy, nudged in place below
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        saved = x[index]
+        x[index] = saved + eps
+        plus = float(f(x))
+        x[index] = saved - eps
+        minus = float(f(x))
+        x[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def numerical_gradients(f: Callable[[dict], float], params: Mapping[str, np.ndarray],
+                        names=None, eps: float = 1e-6) -> dict:
+    """{name: d f(params) / d params[name]} for each name in ``names`` (default: all).
+
+    ``f`` takes a dict shaped like ``params`` and returns a scalar; the other entries
+    are held fixed. ``params`` itself is not changed.
+    """
+    base = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
+    grads = {}
+    for name in (params if names is None else names):
+        def f_of_one(value, name=name):
+            return f({**base, name: value})
+        grads[name] = numerical_gradient(f_of_one, base[name], eps)
+    return grads
+
+
+def expect_gradient_close(name: str, analytic, numeric, rtol: float = 1e-4,
+                          atol: float = 1e-6) -> np.ndarray:
+    """Fail, in words, unless ``analytic`` matches the numerical gradient ``numeric``.
+
+    ``atol`` is scaled by the size of the numerical gradient, so entries that are zero
+    only up to rounding do not fail a correct float32 backward pass.
+    """
+    numeric = np.asarray(numeric, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(numeric)))) if numeric.size else 1.0
+    return expect_close(f"gradient for {name}", analytic, numeric, rtol=rtol,
+                        atol=atol * scale, what="the numerical gradient")
