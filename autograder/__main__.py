@@ -1,0 +1,57 @@
+"""``python -m autograder``: release labs, grade submissions, fill a notebook with answers."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    release = commands.add_parser("release", help="generate labs/<lab>/<lab>.ipynb from solutions/ with nbgrader")
+    release.add_argument("labs", nargs="*", help="lab slugs (default: every lab)")
+
+    grade = commands.add_parser("grade", help="grade SUBMISSIONS (<student>/<lab>/<lab>.ipynb) into OUT")
+    grade.add_argument("submissions", type=Path)
+    grade.add_argument("out", type=Path)
+    grade.add_argument("--lab", action="append", dest="labs", help="grade only this lab (repeatable)")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    fill = commands.add_parser("fill", help="fill a student notebook's answer cells from answers files")
+    fill.add_argument("notebook", type=Path, help="the student notebook, e.g. labs/<lab>/<lab>.ipynb")
+    fill.add_argument("answers", type=Path, nargs="*", help="files of '# %%%% <grade_id>' cells, applied in order")
+    fill.add_argument("-o", "--output", type=Path, required=True)
+    fill.add_argument("--source", type=Path, help="take the instructor notebook's answers first")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "release":
+            from .course import lab_names
+            from .release import release as release_lab
+            for lab in args.labs or lab_names():
+                print(f"wrote {release_lab(lab)}")
+        elif args.command == "grade":
+            from .grade import grade_folder
+            from .sandbox import sandbox_available
+            if not sandbox_available():
+                raise RuntimeError("bubblewrap is not installed: apt-get install bubblewrap")
+            results = grade_folder(args.submissions, args.out, args.labs, progress=not args.no_progress)
+            print(f"graded {len(results)} notebooks: {args.out / 'grades.csv'}, feedback in {args.out / 'feedback'}")
+        elif args.command == "fill":
+            from .fill import fill_files
+            fill_files(args.notebook, args.answers, args.output, args.source)
+            print(f"wrote {args.output}")
+    except KeyboardInterrupt:
+        print("interrupted: results graded so far are kept; run the same command again to go on",
+              file=sys.stderr)
+        return 130
+    except Exception as error:   # the CLI's contract: a sentence, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
