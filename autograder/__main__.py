@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("out", type=Path)
     grade.add_argument("--lab", action="append", dest="labs", help="grade only this lab (repeatable)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    grade.add_argument("--call-timeout", type=int, default=30, help="seconds per call to a student function")
+    grade.add_argument("--notebook-budget", type=int, default=600, help="seconds per notebook (default 600)")
 
     fill = commands.add_parser("fill", help="fill a student notebook's answer cells from answers files")
     fill.add_argument("notebook", type=Path, help="the student notebook, e.g. labs/<lab>/<lab>.ipynb")
@@ -34,10 +37,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {release_lab(lab)}")
         elif args.command == "grade":
             from .grade import grade_folder
-            from .sandbox import sandbox_available
+            from .sandbox import Limits, sandbox_available
             if not sandbox_available():
                 raise RuntimeError("bubblewrap is not installed: apt-get install bubblewrap")
-            results = grade_folder(args.submissions, args.out, args.labs, progress=not args.no_progress)
+            limits = Limits(cell_timeout=args.cell_timeout, call_timeout=args.call_timeout,
+                            notebook_budget=args.notebook_budget)
+            results = grade_folder(args.submissions, args.out, args.labs, not args.no_progress, limits)
             print(f"graded {len(results)} notebooks: {args.out / 'grades.csv'}, feedback in {args.out / 'feedback'}")
         elif args.command == "fill":
             from .fill import fill_files

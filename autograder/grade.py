@@ -34,6 +34,7 @@ from tqdm import tqdm
 from .course import SOLUTIONS, lab_names, nbgrader_config, source_notebook
 from .intake import prepare
 from .release import generate
+from .sandbox import Limits
 
 # nbgrader 0.9.6's gradebook trips SQLAlchemy 2's autoflush warnings; they are about nbgrader, not us.
 warnings.filterwarnings("ignore", category=SAWarning)
@@ -126,7 +127,8 @@ def _feedback_page(result: Result, reason: str) -> str:
             f"<p>Score: 0 / {_points(result.max_score)}</p><ul>{notes}</ul></body></html>")
 
 
-def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerprint: str) -> Result:
+def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerprint: str,
+              limits: Limits = Limits()) -> Result:
     """Grade one student's one lab; never raises for a problem in the submission."""
     result = Result(student, plan.lab, 0.0, plan.auto_max, plan.manual_max, "not graded",
                     fingerprint=fingerprint)
@@ -144,6 +146,9 @@ def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerp
         submitted.parent.mkdir(parents=True)
         nbformat.write(intake.notebook, submitted)
         config = nbgrader_config(course, source_directory="source", release_directory="release")
+        config.TrustedExecute.cell_timeout = limits.cell_timeout
+        config.TrustedExecute.call_timeout = limits.call_timeout
+        config.TrustedExecute.notebook_budget = limits.notebook_budget
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         outcome = api.autograde(plan.lab, student, force=True, create=True)
         if not outcome["success"]:
@@ -219,7 +224,7 @@ def students_and_labs(submissions: Path, labs: list[str] | None) -> tuple[list[s
 
 
 def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None,
-                 progress: bool = True) -> list[Result]:
+                 progress: bool = True, limits: Limits = Limits()) -> list[Result]:
     """Grade every student's every lab; write ``grades.csv``, feedback and results under ``out``."""
     submissions, out = Path(submissions), Path(out)
     students, labs = students_and_labs(submissions, labs)
@@ -233,7 +238,7 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None,
             fingerprint = _submission_fingerprint(submissions, student, lab, plan)
             result = _load_result(saved) if saved.exists() else None
             if result is None or result.fingerprint != fingerprint:
-                result = grade_one(submissions, student, plan, out, fingerprint)
+                result = grade_one(submissions, student, plan, out, fingerprint, limits)
                 _write_atomically(saved, json.dumps(asdict(result), indent=1, sort_keys=True))
             results.append(result)
     write_csv(out / "grades.csv", results)

@@ -1,0 +1,156 @@
+"""Malformed, renamed and missing submissions: a clear line in the CSV and the feedback, never a crash."""
+from __future__ import annotations
+
+import copy
+import csv
+
+import nbformat
+import pytest
+
+from conftest import LAB, failed_tests, lab_submission, write_submission
+
+FULL = 20
+
+
+def _invalid_json(root, student):
+    write_submission(root, student, LAB, raw=b'{"cells": [ {"cell_type": "code", ')
+
+
+def _empty_file(root, student):
+    write_submission(root, student, LAB, raw=b"")
+
+
+def _not_a_notebook(root, student):
+    write_submission(root, student, LAB, raw=b'{"name": "my homework", "answers": [1, 2, 3]}')
+
+
+def _binary_file(root, student):
+    write_submission(root, student, LAB, raw=bytes(range(256)) * 4)
+
+
+def _text_file(root, student):
+    write_submission(root, student, LAB, raw=b"def rnn_step(x, h, Wxh, Whh, bh):\n    return x\n")
+
+
+def _old_nbformat(root, student):
+    old = nbformat.v3.convert.downgrade(lab_submission(LAB))
+    write_submission(root, student, LAB, raw=nbformat.v3.writes(old).encode())
+
+
+def _wrong_kernelspec(root, student):
+    notebook = lab_submission(LAB)
+    notebook.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    write_submission(root, student, LAB, notebook)
+
+
+def _cell(notebook, grade_id):
+    return next(cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _deleted_cells(root, student):
+    notebook = lab_submission(LAB)
+    notebook.cells.remove(_cell(notebook, "test_gradient_norms_values"))
+    notebook.cells.remove(_cell(notebook, "gradient_norms"))
+    write_submission(root, student, LAB, notebook)
+
+
+def _duplicated_cells(root, student):
+    notebook = lab_submission(LAB)
+    answer = _cell(notebook, "rnn_step")
+    wrong = copy.deepcopy(answer)
+    wrong.source = "def rnn_step(x_t, h_prev, Wxh, Whh, bh):\n    return x_t @ Wxh"
+    notebook.cells.append(wrong)                       # a later, wrong copy: not graded
+    test = _cell(notebook, "test_rnn_step")
+    notebook.cells.insert(notebook.cells.index(test), copy.deepcopy(test))
+    write_submission(root, student, LAB, notebook)
+
+
+def _retyped_cell(root, student):
+    notebook = lab_submission(LAB)
+    answer = _cell(notebook, "gradient_norms")
+    index = notebook.cells.index(answer)
+    notebook.cells[index] = nbformat.v4.new_markdown_cell(answer.source, metadata=answer.metadata)
+    write_submission(root, student, LAB, notebook)
+
+
+def _edited_test_cells(root, student):
+    notebook = lab_submission(LAB)
+    for cell in notebook.cells:
+        metadata = cell.metadata.get("nbgrader", {})
+        if metadata.get("grade") and not metadata.get("solution"):
+            cell.source = "pass  # nothing to see here"
+            metadata["points"] = 100
+    write_submission(root, student, LAB, notebook)
+
+
+def _answer_marked_as_test(root, student):
+    notebook = lab_submission(LAB)
+    metadata = _cell(notebook, "gradient_norms").metadata.nbgrader
+    metadata.update(grade=True, solution=False, points=50)   # claim points for an answer cell
+    write_submission(root, student, LAB, notebook)
+
+
+def _renamed(root, student):
+    write_submission(root, student, LAB, lab_submission(LAB), name="my_lab1 (final).ipynb")
+
+
+def _missing_notebook(root, student):
+    (root / student / LAB).mkdir(parents=True)
+    (root / student / LAB / "notes.txt").write_text("forgot to upload")
+
+
+def _missing_lab_folder(root, student):
+    (root / student / "something_else").mkdir(parents=True)
+
+
+def _several_notebooks(root, student):
+    write_submission(root, student, LAB, lab_submission(LAB), name="draft.ipynb")
+    write_submission(root, student, LAB, lab_submission(LAB), name="final.ipynb")
+
+
+MALFORMED = {f"malformed-{build.__name__.strip('_')}": build for build in (
+    _invalid_json, _empty_file, _not_a_notebook, _binary_file, _text_file, _old_nbformat,
+    _wrong_kernelspec, _deleted_cells, _duplicated_cells, _retyped_cell, _edited_test_cells,
+    _answer_marked_as_test, _renamed, _missing_notebook, _missing_lab_folder, _several_notebooks)}
+
+# student -> (score, text that must appear in the notes)
+EXPECTED = {
+    "malformed-invalid_json": (0, "not valid JSON"),
+    "malformed-empty_file": (0, "empty"),
+    "malformed-not_a_notebook": (0, "not a Jupyter notebook"),
+    "malformed-binary_file": (0, "not a text file"),
+    "malformed-text_file": (0, "not valid JSON"),
+    "malformed-old_nbformat": (FULL, "nbformat 3"),
+    "malformed-wrong_kernelspec": (FULL, "kernel 'ir'"),
+    "malformed-deleted_cells": (FULL - 3, "gradient_norms was missing"),
+    "malformed-duplicated_cells": (FULL, "more than once"),
+    "malformed-retyped_cell": (FULL - 3, "changed from code to markdown"),
+    "malformed-edited_test_cells": (FULL, "was edited"),
+    "malformed-answer_marked_as_test": (FULL, ""),
+    "malformed-renamed": (FULL, "was named my_lab1 (final).ipynb"),
+    "malformed-missing_notebook": (0, "missing notebook"),
+    "malformed-missing_lab_folder": (0, "missing submission"),
+    "malformed-several_notebooks": (0, "several notebooks"),
+}
+
+
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_malformed_submission_gets_its_score_and_a_reason(graded, student):
+    result = graded["results"][student]
+    score, phrase = EXPECTED[student]
+    assert (result.score, result.max_score) == (score, FULL), (result.notes, failed_tests(result))
+    assert phrase in " ".join(result.notes), result.notes
+    feedback = graded["out"] / "feedback" / student / LAB / f"{LAB}.html"
+    assert feedback.is_file(), f"no feedback page for {student}"
+
+
+def test_every_malformed_case_has_an_expectation():
+    assert set(MALFORMED) == set(EXPECTED)
+
+
+def test_csv_carries_the_reason(graded):
+    with open(graded["out"] / "grades.csv") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert rows["malformed-invalid_json"]["score"] == "0"
+    assert "not valid JSON" in rows["malformed-invalid_json"]["notes"]
+    assert rows["malformed-missing_lab_folder"]["status"] == "not graded"
