@@ -1,8 +1,8 @@
 """The attack and fault catalogue: each fixture in fixtures/attacks/ scores exactly what it should.
 
 Attacks target ``gradient_norms`` (test_gradient_norms_shape 1 point, _values 2 points)
-and return zeros of the right shape, so an attack that fooled the grader would show as
-20 instead of 18. Canaries answer correctly only if the sandbox holds, so their full
+and return zeros, or an object standing in for them, so an attack that fooled the grader
+would show as 20 instead of 17. Canaries answer correctly only if the sandbox holds, so their full
 marks are the proof. Faults sit in the ``clip_gradients`` cell (3 points) after a correct
 answer: a fault the grader survives inside the cell costs nothing; one that kills the
 process costs that cell's answer; either way every other test is still graded.
@@ -15,21 +15,20 @@ import pytest
 
 from conftest import FIXTURES, failed_tests
 
-NORMS_VALUES = {"test_gradient_norms_values"}
 NORMS = {"test_gradient_norms_shape", "test_gradient_norms_values"}
 CLIP = {"test_clip_gradients_scales", "test_clip_gradients_below_threshold"}
 
 # attack -> the test cells it must fail (every other test cell must pass)
 EXPECTED_FAILURES = {
-    "patch_numpy_testing": NORMS_VALUES,
-    "patch_course_checks": NORMS_VALUES,
-    "patch_builtins_and_math": NORMS_VALUES,
+    "patch_numpy_testing": NORMS,
+    "patch_course_checks": NORMS,
+    "patch_builtins_and_math": NORMS,
     "lying_object": NORMS,
-    "lying_ndarray_subclass": NORMS_VALUES,
-    "print_fake_results": NORMS_VALUES,
-    "ipython_hooks": NORMS_VALUES,
-    "swallow_exceptions": NORMS_VALUES,
-    "read_hidden_files": NORMS_VALUES,
+    "lying_ndarray_subclass": NORMS,
+    "print_fake_results": NORMS,
+    "ipython_hooks": NORMS,
+    "swallow_exceptions": NORMS,
+    "read_hidden_files": NORMS,
     "canary_network": set(),
     "canary_write_outside": set(),
     "fault_infinite_loop": set(),

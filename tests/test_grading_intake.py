@@ -33,8 +33,9 @@ def _text_file(root, student):
 
 
 def _old_nbformat(root, student):
-    old = nbformat.v3.convert.downgrade(lab_submission(LAB))
-    write_submission(root, student, LAB, raw=nbformat.v3.writes(old).encode())
+    old = nbformat.writes(lab_submission(LAB), version=3)
+    assert '"nbformat": 3' in old
+    write_submission(root, student, LAB, raw=old.encode())
 
 
 def _wrong_kernelspec(root, student):

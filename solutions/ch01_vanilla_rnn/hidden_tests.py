@@ -10,7 +10,7 @@ import copy
 import numpy as np
 
 from autograder.hidden import hidden_test, load_sibling
-from speechcourse.checks import expect_close, expect_shape, expect_true
+from speechcourse.checks import CheckFailed, expect_close, expect_shape, expect_true
 
 ref = load_sibling(__file__, "reference")
 
@@ -46,18 +46,21 @@ def _problem(seed, T, B, D, H, K, scale=1.0):
     return xs, h0, params, dys
 
 
-def _forward_pair(result, T, B, H, K):
-    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"rnn_forward should return a pair (hs, ys), got {_kind(result)}.")
-    hs = expect_shape("hs returned by rnn_forward", result[0], (T, B, H), "T, B, H")
-    ys = expect_shape("ys returned by rnn_forward", result[1], (T, B, K), "T, B, K")
-    return hs, ys
-
-
 def _kind(value):
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of length {len(value)}"
     return f"a {type(value).__name__}"
+
+
+def _forward_pair(result, T, B, H, K):
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"rnn_forward should return a pair (hs, ys), got {_kind(result)}.")
+    if getattr(result[0], "ndim", 0) == 3 and result[0].shape[0] == T + 1:
+        raise CheckFailed(f"hs returned by rnn_forward has T + 1 = {T + 1} states: leave h0 "
+                          "out, hs[t] is the state after reading xs[t].")
+    hs = expect_shape("hs returned by rnn_forward", result[0], (T, B, H), "T, B, H")
+    ys = expect_shape("ys returned by rnn_forward", result[1], (T, B, K), "T, B, K")
+    return hs, ys
 
 
 def _grads_dict(result):

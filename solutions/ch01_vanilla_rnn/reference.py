@@ -10,14 +10,19 @@ import numpy as np
 
 
 def rnn_step(x_t, h_prev, Wxh, Whh, bh):
-    """One step: x_t (B, D), h_prev (B, H) -> h_t (B, H)."""
+    """One step of the recurrence: h_t = tanh(x_t @ Wxh + h_prev @ Whh + bh).
+
+    x_t (B, D), h_prev (B, H), Wxh (D, H), Whh (H, H), bh (H,)  ->  h_t (B, H)
+    """
     return np.tanh(x_t @ Wxh + h_prev @ Whh + bh)  # (B, H)
 
 
 def rnn_forward(xs, h0, params):
-    """Run the RNN over xs (T, B, D) from h0 (B, H).
+    """Run the RNN over a batch of sequences.
 
-    Returns hs (T, B, H) = h_1..h_T and ys (T, B, K) = y_1..y_T.
+    xs (T, B, D), h0 (B, H), params: dict with "Wxh" (D, H), "Whh" (H, H), "Who" (H, K),
+    "bh" (H,), "by" (K,). Returns the tuple (hs, ys):
+    hs (T, B, H) with hs[t] = h_{t+1} (h0 is not included), ys (T, B, K) = hs @ Who + by.
     """
     T = xs.shape[0]
     B, H = h0.shape
@@ -31,10 +36,11 @@ def rnn_forward(xs, h0, params):
 
 
 def rnn_backward(xs, h0, params, hs, dys):
-    """Backpropagation through time.
+    """Backpropagation through time, given dys = dL/dys.
 
-    dys (T, B, K) is dL/dys. Returns a dict with dL/dWxh, dL/dWhh, dL/dWho, dL/dbh,
-    dL/dby and dL/dh0, each with the shape of what it is the gradient of.
+    xs (T, B, D), h0 (B, H), params as in rnn_forward, hs (T, B, H) from rnn_forward,
+    dys (T, B, K). Returns a dict with keys "Wxh", "Whh", "Who", "bh", "by", "h0": the
+    gradient of L with respect to each, with its shape (e.g. "h0": (B, H)).
     """
     Wxh, Whh, Who = params["Wxh"], params["Whh"], params["Who"]
     T = xs.shape[0]
@@ -55,10 +61,11 @@ def rnn_backward(xs, h0, params, hs, dys):
 
 
 def gradient_norms(hs, Whh, dh_last):
-    """Norm of dL/dh_t when only h_T receives gradient, dh_last (B, H).
+    """How the gradient norm changes going back in time from h_T.
 
-    Back-propagates dh_{t-1} = (dh_t * (1 - h_t^2)) @ Whh.T and returns norms (T,)
-    with norms[t] = ||dL/dh_{t+1}|| (Frobenius), so norms[-1] = ||dh_last||.
+    hs (T, B, H) from rnn_forward, Whh (H, H), dh_last (B, H) = dL/dh_T.
+    One step back: dL/dh_{t-1} = (dL/dh_t * (1 - h_t**2)) @ Whh.T.
+    Returns norms (T,): norms[t] = Frobenius norm of dL/dh_{t+1}, so norms[-1] = ||dh_last||.
     """
     T = hs.shape[0]
     norms = np.zeros(T)  # (T,)
@@ -70,10 +77,10 @@ def gradient_norms(hs, Whh, dh_last):
 
 
 def clip_gradients(grads, max_norm):
-    """Scale all gradients by one factor so that their global norm is at most max_norm.
+    """Global-norm clipping. grads: dict name -> array, max_norm: a positive float.
 
-    The global norm is sqrt of the sum of squares of every entry of every gradient.
-    Returns a new dict; ``grads`` is left unchanged.
+    Returns a NEW dict with the same keys, every array multiplied by min(1, max_norm / n)
+    where n = sqrt(sum of the squares of every entry of every array). grads is not modified.
     """
     total = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))
     scale = min(1.0, max_norm / total) if total > 0 else 1.0

@@ -57,9 +57,26 @@ def _torch_forward(xs, h0, params):
     return hs.numpy(), ys.numpy()
 
 
+def _run_forward(rnn_forward, xs, h0, params):
+    """(hs, ys) from the student's rnn_forward, checked for shape; shape errors explained."""
+    T, B, _ = xs.shape
+    H, K = params["Who"].shape
+    try:
+        result = rnn_forward(xs.copy(), h0.copy(), copy.deepcopy(params))
+    except (ValueError, IndexError) as error:
+        raise CheckFailed(
+            f"rnn_forward raised {type(error).__name__} ({error}) on xs of shape "
+            f"(T, B, D) = {xs.shape} and h0 of shape (B, H) = {h0.shape}. xs is "
+            "time-major: xs[t] is the (B, D) batch of inputs at time t.") from error
+    return _pair(result, T, B, H, K)
+
+
 def _pair(result, T, B, H, K):
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
                 "rnn_forward should return a pair: `return hs, ys`.")
+    if getattr(result[0], "ndim", 0) == 3 and result[0].shape[0] == T + 1:
+        raise CheckFailed(f"hs returned by rnn_forward has T + 1 = {T + 1} states: leave h0 "
+                          "out, hs[t] is the state after reading xs[t].")
     hs = expect_shape("hs returned by rnn_forward", result[0], (T, B, H), "T, B, H")
     ys = expect_shape("ys returned by rnn_forward", result[1], (T, B, K), "T, B, K")
     return hs, ys
@@ -99,7 +116,7 @@ def check_rnn_step(rnn_step) -> None:
 def check_rnn_forward_shapes(rnn_forward) -> None:
     for T, B, D, H, K in [(5, 2, 3, 4, 6), (1, 1, 2, 3, 2)]:
         xs, h0, p, _ = _random_problem(seed=2, T=T, B=B, D=D, H=H, K=K)
-        _pair(rnn_forward(xs, h0, p), T, B, H, K)
+        _run_forward(rnn_forward, xs, h0, p)
     _passed("rnn_forward shapes")
 
 
@@ -107,24 +124,27 @@ def check_rnn_forward_hidden_states(rnn_forward) -> None:
     """hs against torch.nn.RNN loaded with the same weights."""
     for seed, (T, B, D, H, K) in enumerate([(6, 2, 3, 4, 2), (4, 1, 5, 3, 2)]):
         xs, h0, p, _ = _random_problem(seed=3 + seed, T=T, B=B, D=D, H=H, K=K)
-        hs, _ = _pair(rnn_forward(xs, h0, p), T, B, H, K)
+        hs, _ = _run_forward(rnn_forward, xs, h0, p)
         hs_torch, _ = _torch_forward(xs, h0, p)
         if np.allclose(hs[0], hs_torch[0], atol=1e-4) and not np.allclose(hs, hs_torch, atol=1e-4):
             step = int(np.argmax([not np.allclose(a, b, atol=1e-4) for a, b in zip(hs, hs_torch)]))
             raise CheckFailed(
                 f"hs[0] = h_1 is right but hs[{step}] = h_{step + 1} is not: each step must "
                 "start from the hidden state the previous step produced (not from h0).")
+        if np.allclose(hs[0], h0):
+            raise CheckFailed("hs[0] is h0: hs should hold h_1..h_T, the states after each "
+                              "input, not the initial state.")
         if not np.allclose(hs[0], hs_torch[0], atol=1e-4):
-            raise CheckFailed("hs[0] should be h_1 = tanh(x_1 @ Wxh + h0 @ Whh + bh), the state "
-                              "after the first input, but it is not. Is hs[0] h0 itself, or is "
-                              "xs indexed on the wrong axis (xs is (T, B, D))?")
+            raise CheckFailed("hs[0] should be h_1 = rnn_step(xs[0], h0, Wxh, Whh, bh), the "
+                              "state after the first input, but it is not. Make check_rnn_step "
+                              "pass first, then check that step t reads xs[t] (xs is (T, B, D)).")
         expect_close("hs returned by rnn_forward", hs, hs_torch, what="torch.nn.RNN's hidden states")
     _passed("rnn_forward hidden states (matches torch.nn.RNN)")
 
 
 def check_rnn_forward_outputs(rnn_forward) -> None:
     xs, h0, p, _ = _random_problem(seed=5, T=4, B=3, D=2, H=5, K=3)
-    hs, ys = _pair(rnn_forward(xs, h0, p), 4, 3, 5, 3)
+    hs, ys = _run_forward(rnn_forward, xs, h0, p)
     expect_close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
                  what="hs @ Who + by (from your own hs)")
     _passed("rnn_forward outputs")
@@ -193,7 +213,8 @@ def check_rnn_backward_through_time(rnn_backward) -> None:
 
 def check_gradient_norms_shape(gradient_norms) -> None:
     rng = np.random.default_rng(10)
-    hs, Whh, dh_last = np.zeros((4, 2, 3)), np.eye(3), rng.standard_normal((2, 3))
+    # h = 0 and Whh = I / 2: the norm halves at each step back, [n/8, n/4, n/2, n]
+    hs, Whh, dh_last = np.zeros((4, 2, 3)), 0.5 * np.eye(3), rng.standard_normal((2, 3))
     got = expect_shape("gradient_norms(hs, Whh, dh_last)", gradient_norms(hs, Whh, dh_last), (4,), "T")
     expect_close("gradient_norms(...)[-1]", got[-1], np.linalg.norm(dh_last),
                  what="||dh_last|| (the last entry belongs to h_T)")

@@ -1,0 +1,385 @@
+"""Lab 1 (vanilla RNN): the reference, the hidden tests and the visible self-checks.
+
+In-process and fast: each fixture's answers are exec'd over the reference answers (the
+solution cells of the instructor notebook) and every hidden test runs on that namespace
+through ``autograder.hidden.LocalStudent``. ``EXPECTED_FAILURES`` is the contract: for
+each fixture, exactly the test cells that must fail. The end-to-end grading tests (through
+the sandboxed grader) reuse the fixtures and this table.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from autograder.fill import answers_from_source, read_answers
+from autograder.hidden import LocalStudent, load_hidden_tests, load_sibling, run_test
+from speechcourse.checks import CheckFailed
+from speechcourse.gradcheck import expect_gradient_close, numerical_gradient, numerical_gradients
+from speechcourse.selfcheck import ch01_vanilla_rnn as selfcheck
+
+SLUG = "ch01_vanilla_rnn"
+ROOT = Path(__file__).resolve().parents[1]
+LAB = ROOT / "solutions" / SLUG
+NOTEBOOK = LAB / f"{SLUG}.ipynb"
+FIXTURES = ROOT / "tests" / "fixtures" / SLUG
+
+SOLUTION_IDS = ("rnn_step", "rnn_forward", "rnn_backward", "gradient_norms", "clip_gradients")
+
+# test cell grade_id -> points (must match the notebook)
+TEST_POINTS = {
+    "test_rnn_step": 2,
+    "test_rnn_forward_shapes": 1,
+    "test_rnn_forward_hidden_states": 2,
+    "test_rnn_forward_outputs": 1,
+    "test_rnn_backward_shapes": 1,
+    "test_rnn_backward_output_layer": 2,
+    "test_rnn_backward_one_step": 2,
+    "test_rnn_backward_through_time": 3,
+    "test_gradient_norms_shape": 1,
+    "test_gradient_norms_values": 2,
+    "test_clip_gradients_scales": 2,
+    "test_clip_gradients_below_threshold": 1,
+}
+MANUAL_POINTS = {"explain_short_term_memory": 2}
+
+# fixture -> the test cells that must fail (empty: a correct alternative, full marks)
+EXPECTED_FAILURES = {
+    # rnn_step mistakes also break the reference rnn_forward, which calls rnn_step
+    "tanh_missing": {"test_rnn_step", "test_rnn_forward_hidden_states"},
+    "whh_transposed": {"test_rnn_step", "test_rnn_forward_hidden_states"},
+    "hidden_not_carried": {"test_rnn_forward_hidden_states"},
+    "loop_wrong_axis": {"test_rnn_forward_shapes", "test_rnn_forward_hidden_states",
+                        "test_rnn_forward_outputs"},
+    "hs_includes_h0": {"test_rnn_forward_shapes", "test_rnn_forward_hidden_states",
+                       "test_rnn_forward_outputs"},
+    "output_bias_missing": {"test_rnn_forward_outputs"},
+    "dh_next_dropped": {"test_rnn_backward_through_time"},
+    "tanh_derivative_wrong": {"test_rnn_backward_one_step", "test_rnn_backward_through_time"},
+    "dwhh_uses_current_state": {"test_rnn_backward_one_step", "test_rnn_backward_through_time"},
+    "bias_grad_mean_over_batch": {"test_rnn_backward_one_step", "test_rnn_backward_through_time"},
+    "by_grad_last_step_only": {"test_rnn_backward_output_layer"},
+    "gradient_norms_no_tanh": {"test_gradient_norms_values"},
+    "gradient_norms_whh_not_transposed": {"test_gradient_norms_values"},
+    "gradient_norms_reversed": {"test_gradient_norms_shape", "test_gradient_norms_values"},
+    "clip_per_tensor": {"test_clip_gradients_scales"},
+    "clip_always_scales": {"test_clip_gradients_below_threshold"},
+    # in-place clipping cannot be seen across the sandbox boundary: taught, not graded
+    "clip_in_place": set(),
+    "ok_float32": set(),
+    "ok_other_loops": set(),
+    "ok_preactivations": set(),
+}
+
+# visible self-check of each test cell, called with the student's functions
+VISIBLE = {
+    "test_rnn_step": ("check_rnn_step", "rnn_step"),
+    "test_rnn_forward_shapes": ("check_rnn_forward_shapes", "rnn_forward"),
+    "test_rnn_forward_hidden_states": ("check_rnn_forward_hidden_states", "rnn_forward"),
+    "test_rnn_forward_outputs": ("check_rnn_forward_outputs", "rnn_forward"),
+    "test_rnn_backward_shapes": ("check_rnn_backward_shapes", "rnn_backward"),
+    "test_rnn_backward_output_layer": ("check_rnn_backward_output_layer", "rnn_backward"),
+    "test_rnn_backward_one_step": ("check_rnn_backward_one_step", "rnn_backward"),
+    "test_rnn_backward_through_time": ("check_rnn_backward_through_time", "rnn_backward"),
+    "test_gradient_norms_shape": ("check_gradient_norms_shape", "gradient_norms"),
+    "test_gradient_norms_values": ("check_gradient_norms_values", "gradient_norms"),
+    "test_clip_gradients_scales": ("check_clip_gradients_scales", "clip_gradients"),
+    "test_clip_gradients_below_threshold": ("check_clip_gradients_below_threshold",
+                                            "clip_gradients"),
+}
+# fixtures whose visible self-checks are stricter than the hidden tests, on purpose
+VISIBLE_ONLY = {"clip_in_place": {"test_clip_gradients_scales"}}
+
+HIDDEN = load_hidden_tests(LAB)
+REF = load_sibling(str(LAB / "reference.py"), "reference")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def read_fixture(path: Path) -> dict[str, str]:
+    """grade_id -> source, parsed exactly as the grader's ``fill`` parses it."""
+    first = next(line for line in path.read_text().splitlines() if line.strip())
+    assert first.startswith("# %% "), f"{path.name}: must start with a '# %% <grade_id>' line"
+    return read_answers(path)
+
+
+def notebook_cells() -> dict[str, nbformat.NotebookNode]:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+def reference_answers() -> dict[str, str]:
+    """The solution cells' code, markers removed, as the grader fills a submission."""
+    answers = answers_from_source(nbformat.read(NOTEBOOK, as_version=4))
+    return {grade_id: answers[grade_id] for grade_id in SOLUTION_IDS}
+
+
+def reference_cells() -> dict[str, str]:
+    """The solution cells as written in the instructor notebook, with their markers."""
+    cells = notebook_cells()
+    return {grade_id: cells[grade_id].source for grade_id in SOLUTION_IDS}
+
+
+def stub(source: str) -> str:
+    """What nbgrader leaves of a solution cell: the region becomes raise NotImplementedError()."""
+    return re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION",
+                  r"\1raise NotImplementedError()", source, flags=re.S)
+
+
+def namespace(answers: dict[str, str]) -> dict:
+    ns = {"__name__": "__student__"}
+    exec("import numpy as np", ns)
+    for grade_id in SOLUTION_IDS:
+        exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), ns)
+    return ns
+
+
+def submission(fixture: str) -> dict:
+    return namespace({**reference_answers(), **read_fixture(FIXTURES / f"{fixture}.py")})
+
+
+def hidden_results(ns: dict) -> dict[str, tuple[bool, str]]:
+    student = LocalStudent(ns)
+    return {grade_id: run_test(test, student) for grade_id, test in HIDDEN.items()}
+
+
+def visible_results(ns: dict) -> dict[str, BaseException | None]:
+    results = {}
+    for grade_id, (check, function) in VISIBLE.items():
+        try:
+            getattr(selfcheck, check)(ns[function])
+            results[grade_id] = None
+        except Exception as error:  # noqa: BLE001 - recorded and judged by the caller
+            results[grade_id] = error
+    return results
+
+
+# -------------------------------------------------------------------- the notebook itself
+
+def test_notebook_cells_and_points():
+    cells = notebook_cells()
+    tests = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
+             if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"}
+    assert tests == TEST_POINTS
+    assert list(HIDDEN) == list(TEST_POINTS), "one hidden test per test cell, in notebook order"
+    manual = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
+              if c.cell_type == "markdown" and c.metadata["nbgrader"]["grade"]}
+    assert manual == MANUAL_POINTS
+    for grade_id in SOLUTION_IDS:
+        meta = cells[grade_id].metadata["nbgrader"]
+        assert meta["solution"] and not meta["grade"] and not meta["locked"]
+    for grade_id in TEST_POINTS:
+        meta, source = cells[grade_id].metadata["nbgrader"], cells[grade_id].source
+        assert meta["locked"] and not meta["solution"]
+        assert f'run_here("{grade_id}", globals())' in source
+        assert source.index("### BEGIN HIDDEN TESTS") < source.index("run_here")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in nb.cells if c.cell_type == "code"), "commit the notebook with outputs cleared"
+
+
+def test_solution_cells_are_the_reference():
+    """The notebook's solution cells and reference.py hold the same functions."""
+    ref_source = (LAB / "reference.py").read_text()
+    for grade_id, code in reference_answers().items():
+        assert code.strip() in ref_source, f"solution cell {grade_id} drifted from reference.py"
+
+
+def test_fixture_files_name_solution_cells():
+    files = {p.stem for p in FIXTURES.glob("*.py")}
+    assert files == set(EXPECTED_FAILURES)
+    for name in files:
+        cells = read_fixture(FIXTURES / f"{name}.py")
+        assert cells and set(cells) <= set(SOLUTION_IDS), name
+    for failing in EXPECTED_FAILURES.values():
+        assert failing <= set(TEST_POINTS)
+    assert sum(1 for f in EXPECTED_FAILURES.values() if f) >= 8
+    assert sum(1 for n, f in EXPECTED_FAILURES.items() if n.startswith("ok_") and not f) >= 3
+
+
+# ------------------------------------------------------------------------ hidden tests
+
+def test_reference_passes_every_hidden_test():
+    results = hidden_results(namespace(reference_answers()))
+    assert {g: m for g, (ok, m) in results.items() if not ok} == {}
+
+
+def test_reference_module_passes_every_hidden_test():
+    ns = {name: getattr(REF, name) for name in SOLUTION_IDS}
+    assert all(ok for ok, _ in hidden_results(ns).values())
+
+
+def test_untouched_stubs_fail_every_hidden_test():
+    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
+    with pytest.raises(NotImplementedError):
+        ns["rnn_step"](np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1))
+    results = hidden_results(ns)
+    assert not any(ok for ok, _ in results.values())
+    assert all("NotImplementedError" in message for _, message in results.values())
+
+
+def test_empty_namespace_fails_every_hidden_test():
+    results = hidden_results({})
+    assert not any(ok for ok, _ in results.values())
+    assert all("is not defined" in message for _, message in results.values())
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
+def test_fixture_fails_exactly_the_expected_cells(fixture):
+    results = hidden_results(submission(fixture))
+    failed = {g for g, (ok, _) in results.items() if not ok}
+    assert failed == EXPECTED_FAILURES[fixture], {g: results[g][1] for g in failed}
+    for grade_id in failed:
+        message = results[grade_id][1]
+        assert len(message) > 25 and message[0] != "<", f"{grade_id}: unhelpful message {message!r}"
+    score = sum(p for g, p in TEST_POINTS.items() if g not in failed)
+    expected = sum(TEST_POINTS.values()) - sum(TEST_POINTS[g] for g in EXPECTED_FAILURES[fixture])
+    assert score == expected
+
+
+def test_hidden_tests_do_not_see_argument_mutation_differently():
+    """Hidden tests pass copies, so a function that scribbles on its inputs is judged on
+    what it returns, as it is in the sandbox."""
+    ns = namespace(reference_answers())
+    original = ns["rnn_backward"]
+
+    def scribbling_backward(xs, h0, params, hs, dys):
+        grads = original(xs, h0, params, hs, dys)
+        xs[...] = 0
+        hs[...] = 0
+        dys[...] = 0
+        params["Who"][...] = 0
+        return grads
+
+    ns["rnn_backward"] = scribbling_backward
+    assert all(ok for ok, _ in hidden_results(ns).values())
+
+
+# ------------------------------------------------------------------ the reference itself
+
+def _problem(seed=0, T=6, B=3, D=4, H=5, K=3):
+    rng = np.random.default_rng(seed)
+    params = {"Wxh": rng.standard_normal((D, H)) / 2, "Whh": rng.standard_normal((H, H)) / 2,
+              "Who": rng.standard_normal((H, K)), "bh": rng.standard_normal(H),
+              "by": rng.standard_normal(K)}
+    return rng.standard_normal((T, B, D)), rng.standard_normal((B, H)), params, rng.standard_normal((T, B, K))
+
+
+def test_reference_forward_matches_torch_rnn():
+    xs, h0, p, _ = _problem()
+    hs, ys = REF.rnn_forward(xs, h0, p)
+    hs_torch, ys_torch = selfcheck._torch_forward(xs, h0, p)
+    np.testing.assert_allclose(hs, hs_torch, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ys, ys_torch, rtol=1e-10, atol=1e-12)
+
+
+def test_reference_backward_matches_torch_autograd():
+    xs, h0, p, dys = _problem(seed=1)
+    leaves = {k: torch.tensor(v, requires_grad=True) for k, v in {**p, "h0": h0}.items()}
+    h, ys = leaves["h0"], []
+    for x_t in torch.from_numpy(xs):
+        h = torch.tanh(x_t @ leaves["Wxh"] + h @ leaves["Whh"] + leaves["bh"])
+        ys.append(h @ leaves["Who"] + leaves["by"])
+    (torch.stack(ys) * torch.from_numpy(dys)).sum().backward()
+    hs, _ = REF.rnn_forward(xs, h0, p)
+    grads = REF.rnn_backward(xs, h0, p, hs, dys)
+    assert set(grads) == set(leaves)
+    for name, leaf in leaves.items():
+        np.testing.assert_allclose(grads[name], leaf.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_reference_backward_matches_numerical_gradients():
+    xs, h0, p, dys = _problem(seed=2, T=4, B=2, D=3, H=3, K=2)
+    hs, _ = REF.rnn_forward(xs, h0, p)
+    grads = REF.rnn_backward(xs, h0, p, hs, dys)
+
+    def loss(values):
+        _, ys = REF.rnn_forward(xs, values["h0"], {k: values[k] for k in p})
+        return np.sum(ys * dys)
+
+    numeric = numerical_gradients(loss, {**p, "h0": h0})
+    for name in grads:
+        expect_gradient_close(name, grads[name], numeric[name], rtol=1e-6, atol=1e-8)
+
+
+def test_reference_gradient_norms_is_backward_with_only_dh_last():
+    """gradient_norms agrees with the norms of the true dL/dh_t when only h_T gets gradient."""
+    xs, h0, p, _ = _problem(seed=3, T=7, B=2, D=3, H=4, K=4)
+    hs, _ = REF.rnn_forward(xs, h0, p)
+    dh_last = np.random.default_rng(4).standard_normal((2, 4))
+    # L = sum(h_T * dh_last): give torch the same network and read dL/dh_t
+    h, states = torch.tensor(h0, requires_grad=True), []
+    for x_t in torch.from_numpy(xs):
+        h = torch.tanh(x_t @ torch.from_numpy(p["Wxh"]) + h @ torch.from_numpy(p["Whh"])
+                       + torch.from_numpy(p["bh"]))
+        h.retain_grad()
+        states.append(h)
+    (states[-1] * torch.from_numpy(dh_last)).sum().backward()
+    expected = [np.linalg.norm(s.grad.numpy()) for s in states]
+    np.testing.assert_allclose(REF.gradient_norms(hs, p["Whh"], dh_last), expected, rtol=1e-10)
+
+
+def test_reference_clip_gradients():
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([[0.0, 4.0]])}
+    before = {k: v.copy() for k, v in grads.items()}
+    clipped = REF.clip_gradients(grads, 1.0)
+    np.testing.assert_allclose(clipped["a"], [0.6, 0.0])
+    np.testing.assert_allclose(clipped["b"], [[0.0, 0.8]])
+    assert all(np.array_equal(grads[k], before[k]) for k in grads)
+    same = REF.clip_gradients(grads, 5.0)
+    assert all(np.array_equal(same[k], grads[k]) and same[k] is not grads[k] for k in grads)
+    zero = REF.clip_gradients({"a": np.zeros(3)}, 1.0)
+    assert np.array_equal(zero["a"], np.zeros(3))
+
+
+def test_numerical_gradient_of_a_known_function():
+    A = np.array([[2.0, 1.0], [0.0, 3.0]])
+    x = np.array([[1.0, -2.0], [0.5, 4.0]])
+    grad = numerical_gradient(lambda v: np.sum(np.sin(v) * A), x)
+    np.testing.assert_allclose(grad, np.cos(x) * A, rtol=1e-7, atol=1e-9)
+    assert np.array_equal(x, [[1.0, -2.0], [0.5, 4.0]]), "x must not change"
+    with pytest.raises(CheckFailed, match=r"gradient for W differs from the numerical gradient by .* at index \(0, 1\)"):
+        expect_gradient_close("W", np.cos(x) * A + np.array([[0, 0.03], [0, 0]]), grad)
+
+
+# --------------------------------------------------------------------- visible self-checks
+
+def test_visible_self_checks_pass_on_the_reference(capsys):
+    results = visible_results(namespace(reference_answers()))
+    assert {g: e for g, e in results.items() if e is not None} == {}
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(VISIBLE) and all(line.startswith("✓ ") and line.endswith(" passed")
+                                                for line in printed)
+
+
+def test_visible_self_checks_on_untouched_stubs_raise_not_implemented():
+    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
+    for error in visible_results(ns).values():
+        assert isinstance(error, NotImplementedError)
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
+def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
+    """A wrong submission trips a visible self-check, in words; a right one trips none.
+
+    A visible check fails only where the hidden test of the same cell fails (or where a
+    fixture is listed in VISIBLE_ONLY), and every failure is either a worded CheckFailed
+    or the student's own exception, never a bare AssertionError.
+    """
+    results = visible_results(submission(fixture))
+    failed = {g for g, e in results.items() if e is not None}
+    allowed = EXPECTED_FAILURES[fixture] | VISIBLE_ONLY.get(fixture, set())
+    assert failed <= allowed, {g: repr(results[g]) for g in failed - allowed}
+    if allowed:
+        worded = [e for e in results.values() if isinstance(e, CheckFailed)]
+        assert worded, f"{fixture}: no visible check explains the mistake in words: {results}"
+    for grade_id in failed:
+        error = results[grade_id]
+        assert type(error) is not AssertionError, f"{grade_id}: bare AssertionError"
+        if isinstance(error, CheckFailed):
+            assert len(str(error)) > 25
