@@ -1,0 +1,155 @@
+"""The book: it builds with warnings as errors, leaks nothing, and works in a real browser.
+
+The build writes the same ``_build/html`` as ``make book`` (re-reading every page, reusing
+the execution cache). The browser check serves the site on 127.0.0.1, blocks every other
+address (so the math must come from the site itself, as it does offline), and opens the
+chapter and lab pages in Debian's Chromium driven by Playwright.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from autograder.course import lab_names
+from leaks import hidden_fragments
+
+REPO = Path(__file__).resolve().parents[1]
+SITE = REPO / "_build" / "html"
+# Debian's binary itself, not its /usr/bin/chromium wrapper script (which adds nothing headless needs)
+CHROMIUM = next((path for path in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "")
+                 if path and Path(path).exists()), "/usr/bin/chromium")
+CHAPTERS = sorted(path.stem for path in (REPO / "book").glob("ch[0-9][0-9]_*.md"))
+
+
+@pytest.fixture(scope="module")
+def book():
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", ".", "--all",
+               "--warningiserror", "--nitpick", "--keep-going"]
+    build = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert build.returncode == 0, f"book build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    warnings = [line for line in build.stderr.splitlines() if "WARNING:" in line]
+    assert not warnings, warnings
+    return SITE
+
+
+def _visible_text(path: Path) -> str:
+    text = path.read_text(errors="replace")
+    if path.suffix == ".html":
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return text
+
+
+def test_every_chapter_and_lab_is_built(book):
+    for chapter in CHAPTERS:
+        assert (book / "book" / f"{chapter}.html").is_file(), chapter
+    for lab in lab_names():
+        assert (book / "labs" / lab / f"{lab}.html").is_file(), lab
+
+
+def test_site_holds_no_solution_or_hidden_test(book):
+    fragments = {lab: hidden_fragments(lab) for lab in lab_names()}
+    assert all(fragments.values())
+    for path in book.rglob("*"):
+        if path.suffix not in (".html", ".ipynb", ".md", ".txt", ".py", ".js") or "_static" in path.parts:
+            continue
+        text = _visible_text(path)
+        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "run_here("):
+            assert marker not in text, f"{path.relative_to(book)} contains {marker!r}"
+        for lab, lab_fragments in fragments.items():
+            leaked = [fragment for fragment in lab_fragments if fragment in text]
+            assert not leaked, f"{path.relative_to(book)} shows solution code of {lab}: {leaked[:3]}"
+
+
+def test_labs_are_published_unexecuted(book):
+    page = (book / "labs" / "ch01_vanilla_rnn" / "ch01_vanilla_rnn.html").read_text()
+    assert "NotImplementedError" in page          # the stubs are shown
+    assert "Traceback" not in page                # and were never run
+
+
+@pytest.fixture(scope="module")
+def site(book):
+    handler = functools.partial(_QuietHandler, directory=str(book))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+def _open(browser, site: str, path: str):
+    """Open ``path`` with every non-local request blocked; returns (page, problems)."""
+    page = browser.new_page(accept_downloads=True)
+    problems: list[str] = []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
+               else route.abort())
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    page.on("response", lambda response: response.status >= 400
+            and problems.append(f"HTTP {response.status}: {response.url}"))
+    page.goto(site + path, wait_until="networkidle")
+    return page, problems
+
+
+def _broken_images(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "img", "images => images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_renders_math_and_figures_offline(browser, site, chapter):
+    page, problems = _open(browser, site, f"book/{chapter}.html")
+    page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+    errors = page.eval_on_selector_all("mjx-merror", "nodes => nodes.map(n => n.textContent)")
+    assert not errors, f"MathJax could not render: {errors[:3]}"
+    figures = page.eval_on_selector_all("img", "images => images.map(i => i.src)")
+    assert any("_images/" in src for src in figures), "no figure made by the chapter's code"
+    assert not _broken_images(page)
+    assert not problems, problems
+    page.close()
+
+
+def test_lab_page_and_its_download_link(browser, site):
+    page, problems = _open(browser, site, "book/labs.html")
+    link = page.locator("a[download][href$='ch01_vanilla_rnn.ipynb']").first
+    with page.expect_download() as download:
+        link.click()
+    notebook = json.loads(Path(download.value.path()).read_text())
+    assert notebook["nbformat"] == 4 and notebook["cells"]
+    assert "BEGIN SOLUTION" not in json.dumps(notebook)
+    assert not problems, problems
+    page.close()
+    page, problems = _open(browser, site, "labs/ch01_vanilla_rnn/ch01_vanilla_rnn.html")
+    page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+    source = page.locator("a[href$='.ipynb']").first.get_attribute("href")
+    response = page.request.get(site + "labs/ch01_vanilla_rnn/" + source if not source.startswith("http") else source)
+    assert response.status == 200 and json.loads(response.text())["cells"]
+    assert not _broken_images(page)
+    assert not problems, problems
+    page.close()
