@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -42,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError("bubblewrap is not installed: apt-get install bubblewrap")
             limits = Limits(cell_timeout=args.cell_timeout, call_timeout=args.call_timeout,
                             notebook_budget=args.notebook_budget)
+            started = time.perf_counter()
             results = grade_folder(args.submissions, args.out, args.labs, not args.no_progress, limits)
-            print(f"graded {len(results)} notebooks: {args.out / 'grades.csv'}, feedback in {args.out / 'feedback'}")
+            seconds = time.perf_counter() - started
+            print(f"graded {len(results)} notebooks in {seconds:.1f} s ({seconds / len(results):.1f} s each): "
+                  f"{args.out / 'grades.csv'}, feedback in {args.out / 'feedback'}")
         elif args.command == "fill":
             from .fill import fill_files
             fill_files(args.notebook, args.answers, args.output, args.source)

@@ -11,6 +11,7 @@ import numpy as np
 
 from autograder.hidden import hidden_test, load_sibling
 from speechcourse.checks import CheckFailed, expect_close, expect_shape, expect_true
+from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
 
 ref = load_sibling(__file__, "reference")
 
@@ -101,6 +102,22 @@ def _(student):
         xs, h0, p, _ = _problem(200 + seed, T, B, D, H, K)
         hs, _ = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
         _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
+        _close("hs returned by rnn_forward", hs, _torch_hidden_states(xs, h0, p),
+               what="torch.nn.RNN given the same weights")
+
+
+def _torch_hidden_states(xs, h0, params):
+    """An independent forward pass: torch.nn.RNN loaded with the same weights."""
+    import torch
+    D, H = params["Wxh"].shape
+    rnn = torch.nn.RNN(D, H, nonlinearity="tanh", dtype=torch.float64)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(params["Wxh"].T))  # torch's weights are (out, in)
+        rnn.weight_hh_l0.copy_(torch.from_numpy(params["Whh"].T))
+        rnn.bias_ih_l0.copy_(torch.from_numpy(params["bh"]))
+        rnn.bias_hh_l0.zero_()
+        hs, _ = rnn(torch.from_numpy(xs), torch.from_numpy(h0)[None])
+    return hs.numpy()  # (T, B, H)
 
 
 @hidden_test("test_rnn_forward_outputs")
@@ -157,6 +174,15 @@ def _(student):
 def _(student):
     """T > 1: the gradient must also flow from h_t back into h_{t-1}."""
     _recurrent(student, 700, [(5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (9, 2, 3, 3, 2)])
+    # and, independently of the reference, against numerical gradients of L = sum(ys * dys)
+    xs, h0, p, dys = _problem(790, 4, 2, 3, 3, 2)
+    hs, _ = ref.rnn_forward(xs, h0, p)
+    got = _grads_dict(_call(student.rnn_backward, xs, h0, p, hs, dys))
+    every = dict(p, h0=h0)
+    numeric = numerical_gradients(
+        lambda q: float(np.sum(ref.rnn_forward(xs, q["h0"], q)[1] * dys)), every)
+    for name in ("Wxh", "Whh", "bh", "h0"):
+        expect_gradient_close(name, got[name], numeric[name])
 
 
 # ----------------------------------------------------------------------- gradient_norms
