@@ -273,7 +273,7 @@ def _problem(seed=0, T=6, B=3, D=4, H=5, K=3):
 def test_reference_forward_matches_torch_rnn():
     xs, h0, p, _ = _problem()
     hs, ys = REF.rnn_forward(xs, h0, p)
-    hs_torch, ys_torch = selfcheck._torch_forward(xs, h0, p)
+    hs_torch, ys_torch = selfcheck.torch_rnn_forward(xs, h0, p)
     np.testing.assert_allclose(hs, hs_torch, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ys, ys_torch, rtol=1e-10, atol=1e-12)
 

@@ -12,6 +12,7 @@ import numpy as np
 from autograder.hidden import hidden_test, load_sibling
 from speechcourse.checks import CheckFailed, expect_close, expect_shape, expect_true
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
+from speechcourse.selfcheck.ch01_vanilla_rnn import torch_rnn_forward
 
 ref = load_sibling(__file__, "reference")
 
@@ -102,22 +103,9 @@ def _(student):
         xs, h0, p, _ = _problem(200 + seed, T, B, D, H, K)
         hs, _ = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
         _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
-        _close("hs returned by rnn_forward", hs, _torch_hidden_states(xs, h0, p),
+        _close("hs returned by rnn_forward", hs, torch_rnn_forward(xs, h0, p)[0],
                what="torch.nn.RNN given the same weights")
 
-
-def _torch_hidden_states(xs, h0, params):
-    """An independent forward pass: torch.nn.RNN loaded with the same weights."""
-    import torch
-    D, H = params["Wxh"].shape
-    rnn = torch.nn.RNN(D, H, nonlinearity="tanh", dtype=torch.float64)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(params["Wxh"].T))  # torch's weights are (out, in)
-        rnn.weight_hh_l0.copy_(torch.from_numpy(params["Whh"].T))
-        rnn.bias_ih_l0.copy_(torch.from_numpy(params["bh"]))
-        rnn.bias_hh_l0.zero_()
-        hs, _ = rnn(torch.from_numpy(xs), torch.from_numpy(h0)[None])
-    return hs.numpy()  # (T, B, H)
 
 
 @hidden_test("test_rnn_forward_outputs")

@@ -36,7 +36,7 @@ def _random_problem(seed=0, T=5, B=2, D=3, H=4, K=2):
     return xs, h0, params, dys
 
 
-def _torch_forward(xs, h0, params):
+def torch_rnn_forward(xs, h0, params):
     """hs and ys from torch.nn.RNN + torch.nn.Linear loaded with the same weights."""
     import torch
 
@@ -106,7 +106,7 @@ def check_rnn_step(rnn_step) -> None:
     xs, h0, p, _ = _random_problem(seed=1, T=1, B=3, D=2, H=5)
     got = expect_shape("rnn_step(x_t, h_prev, ...)", rnn_step(xs[0], h0, p["Wxh"], p["Whh"], p["bh"]),
                        (3, 5), "B, H")
-    expect_close("rnn_step on a random batch", got, _torch_forward(xs, h0, p)[0][0],
+    expect_close("rnn_step on a random batch", got, torch_rnn_forward(xs, h0, p)[0][0],
                  what="torch.nn.RNN's first step")
     _passed("rnn_step")
 
@@ -125,7 +125,7 @@ def check_rnn_forward_hidden_states(rnn_forward) -> None:
     for seed, (T, B, D, H, K) in enumerate([(6, 2, 3, 4, 2), (4, 1, 5, 3, 2)]):
         xs, h0, p, _ = _random_problem(seed=3 + seed, T=T, B=B, D=D, H=H, K=K)
         hs, _ = _run_forward(rnn_forward, xs, h0, p)
-        hs_torch, _ = _torch_forward(xs, h0, p)
+        hs_torch, _ = torch_rnn_forward(xs, h0, p)
         if np.allclose(hs[0], hs_torch[0], atol=1e-4) and not np.allclose(hs, hs_torch, atol=1e-4):
             step = int(np.argmax([not np.allclose(a, b, atol=1e-4) for a, b in zip(hs, hs_torch)]))
             raise CheckFailed(
@@ -166,7 +166,7 @@ def _numerical(xs, h0, p, dys, names):
     rnn_forward and a float32 implementation of rnn_backward is judged fairly.
     """
     def loss(values):
-        _, ys = _torch_forward(xs, values["h0"], {k: values[k] for k in p})
+        _, ys = torch_rnn_forward(xs, values["h0"], {k: values[k] for k in p})
         return float(np.sum(ys * dys))
 
     return numerical_gradients(loss, {**p, "h0": h0}, names)
@@ -175,7 +175,7 @@ def _numerical(xs, h0, p, dys, names):
 def _backward(rnn_backward, seed, T, B, D, H, K, names):
     xs, h0, p, dys = _random_problem(seed=seed, T=T, B=B, D=D, H=H, K=K)
     numeric = _numerical(xs, h0, p, dys, names)
-    hs, _ = _torch_forward(xs, h0, p)
+    hs, _ = torch_rnn_forward(xs, h0, p)
     got = _grads(rnn_backward(xs.copy(), h0.copy(), copy.deepcopy(p), hs.copy(), dys.copy()))
     for name in names:
         expect_gradient_close(f"{name} (T = {T}, B = {B})", got[name], numeric[name])
@@ -183,7 +183,7 @@ def _backward(rnn_backward, seed, T, B, D, H, K, names):
 
 def check_rnn_backward_shapes(rnn_backward) -> None:
     xs, h0, p, dys = _random_problem(seed=6, T=3, B=2, D=3, H=4, K=5)
-    hs, _ = _torch_forward(xs, h0, p)
+    hs, _ = torch_rnn_forward(xs, h0, p)
     got = _grads(rnn_backward(xs, h0, p, hs, dys))
     for name in GRAD_NAMES:
         want = (h0 if name == "h0" else p[name]).shape
