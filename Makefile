@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
-LABS := ch01_vanilla_rnn
+LABS := ch01_vanilla_rnn ch02_seq2seq
 SUBMISSIONS ?= submissions
 OUT ?= out
 

@@ -10,9 +10,12 @@ runs the same test on the notebook's own namespace.
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
 from pathlib import Path
 from typing import Callable
+
+from . import wire
 
 HIDDEN_TESTS_FILE = "hidden_tests.py"
 
@@ -60,24 +63,51 @@ def load_hidden_tests(lab_folder: Path) -> HiddenTests:
 
 
 class LocalStudent:
-    """``student`` for a namespace in this process: an instructor's notebook, or a unit test."""
+    """``student`` for a namespace in this process: an instructor's notebook, or a unit test.
 
-    def __init__(self, namespace: dict):
-        self._namespace = namespace
+    It keeps the grader's semantics: every argument and every result goes through
+    :mod:`autograder.wire` as it would between grader and sandbox, so a test sees the same
+    copies, numpy arrays and refusals either way. ``student.keep.Encoder(...)`` keeps an
+    object that is not data and returns a handle whose methods can be called, and a handle
+    can be passed back as an argument, as with the sandbox's handles.
+    """
+
+    def __init__(self, namespace: dict, owner=None, keep: bool = False):
+        self._namespace, self._owner, self._keep = namespace, owner, keep
+
+    @property
+    def keep(self) -> "LocalStudent":
+        return LocalStudent(self._namespace, self._owner, keep=True)
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        function = self._namespace.get(name)
-        if not callable(function):
-            raise StudentError(f"{name} is not defined: run the cell that defines it.")
+        owner = self._owner
+        function = getattr(owner, name, None) if owner is not None else self._namespace.get(name)
 
         def call(*args, **kwargs):
+            if not callable(function):
+                raise StudentError(f"{name} is not defined: run the cell that defines it.")
+            args = [arg._owner if isinstance(arg, LocalStudent) else _round_trip(arg, True) for arg in args]
+            kwargs = {key: _round_trip(value, True) for key, value in kwargs.items()}
             try:
-                return function(*args, **kwargs)
+                value = function(*args, **kwargs)
             except Exception as error:  # the student's bug, reported as a failed check
                 raise StudentError(f"{name} raised {type(error).__name__}: {error}") from error
+            if self._keep:
+                return LocalStudent(self._namespace, value)
+            try:
+                return _round_trip(value, False)
+            except wire.WireError as error:
+                raise StudentError(f"{name} returned {error}") from None
         return call
+
+
+def _round_trip(value, tensors: bool):
+    buffer = io.BytesIO()
+    wire.send(buffer, {}, value)
+    buffer.seek(0)
+    return wire.receive(buffer, tensors=tensors)[1]
 
 
 def run_test(test: Callable, student) -> tuple[bool, str]:

@@ -1,0 +1,346 @@
+"""Hidden tests of lab 2 (seq2seq). One per test cell; see DEVELOPERS.md.
+
+Functions get tensors and return tensors. The modules (``Encoder``, ``Decoder``) live in
+the student's sandbox: a test makes one with ``student.keep.Encoder(F, H)``, which hands
+back a handle, loads known weights into it with ``handle.keep.load_state_dict(state)``
+(strict: the parameter names given in the notebook must be kept) and calls
+``handle.forward(...)`` or ``handle.step(...)``. Results come back as numpy arrays.
+
+Where one part is built on another, it is judged on the student's own other part: the
+teacher-forced ``forward`` against a loop over the student's ``step``, greedy decoding
+against a greedy loop (run here) over the student's ``step``. So a mistake costs the
+points of the cell it is in, once.
+"""
+
+import numpy as np
+import torch
+
+from autograder.hidden import StudentError, hidden_test, load_sibling
+from speechcourse.checks import CheckFailed, as_array, expect_close, expect_shape, expect_true
+
+ref = load_sibling(__file__, "reference")
+PAD, BOS, EOS, V = 0, 1, 2, 13
+
+
+# ------------------------------------------------------------ handles, here and in the sandbox
+
+
+def _make(student, cls, state, *args):
+    """A handle to the student's ``cls(*args)`` with ``state`` loaded (names must match)."""
+    handle = getattr(student.keep, cls)(*args)
+    try:
+        handle.keep.load_state_dict(state)
+    except StudentError as error:
+        raise CheckFailed(
+            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
+            f"layers that __init__ creates in the notebook, with their names and sizes; the "
+            f"tests load known weights into them.") from None
+    return handle
+
+
+# ----------------------------------------------------------------------- problems and weights
+
+def _state(module_cls, seed, *args, scale=1.0):
+    """A reference module's state_dict with seeded random weights (uniform, like torch's init)."""
+    torch.manual_seed(seed)
+    module = module_cls(*args)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.mul_(scale)
+    return module, {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _frames(seed, lengths, F, extra=0):
+    """A zero-padded batch x (T, B, F) float32 with T = max(lengths) + extra, and lengths (B,)."""
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    x = np.zeros((lengths.max() + extra, len(lengths), F), dtype=np.float32)  # (T, B, F)
+    for b, n in enumerate(lengths):
+        x[:n, b] = rng.standard_normal((n, F))
+    return torch.from_numpy(x), torch.from_numpy(lengths)
+
+
+def _kind(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _pair(name, result):
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"{name} should return a pair, got {_kind(result)}.")
+    return result
+
+
+# ---------------------------------------------------------------------- masked_cross_entropy
+
+def _loss_case(seed, U, B, pad_fraction):
+    rng = np.random.default_rng(seed)
+    logits = torch.from_numpy((2.0 * rng.standard_normal((U, B, V))).astype(np.float32))
+    targets = rng.integers(3, V, size=(U, B))  # (U, B)
+    lengths = rng.integers(1, U + 1, size=B) if pad_fraction else np.full(B, U)
+    for b, n in enumerate(lengths):
+        targets[n:, b] = PAD
+    return logits, torch.from_numpy(targets)
+
+
+@hidden_test("test_masked_cross_entropy")
+def _(student):
+    for seed, (U, B, pad) in enumerate([(4, 3, False), (6, 5, True), (1, 1, False), (9, 2, True),
+                                        (7, 8, True)]):
+        logits, targets = _loss_case(seed, U, B, pad)
+        got = student.masked_cross_entropy(logits.clone(), targets.clone())
+        want = torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
+                                                 ignore_index=PAD)
+        got = as_array("masked_cross_entropy(logits, targets)", got)
+        expect_true(got.size == 1, f"masked_cross_entropy should return one number (a scalar "
+                                   f"tensor), got an array of shape {got.shape}.")
+        expect_close(f"masked_cross_entropy(logits, targets) with (U, B) = ({U}, {B}) and "
+                     f"{int((targets != PAD).sum())} real tokens", got.reshape(()), want.item(),
+                     rtol=1e-4, atol=1e-5,
+                     what="F.cross_entropy(..., ignore_index=PAD), the mean over real tokens")
+
+
+# ----------------------------------------------------------------------------- shift_targets
+
+SHIFT_CASES = [[3], [4, 1, 2], [1, 1], [5, 2, 5, 3], [2, 6, 1, 4, 3, 2]]
+
+
+def _shift_case(seed, lengths):
+    rng = np.random.default_rng(seed)
+    N = max(lengths)
+    labels = np.full((N, len(lengths)), PAD, dtype=np.int64)  # (N, B)
+    for b, n in enumerate(lengths):
+        labels[:n, b] = rng.integers(3, V, size=n)
+    return torch.from_numpy(labels), torch.tensor(lengths, dtype=torch.long)
+
+
+def _shifted(student, labels, lengths, which):
+    N, B = labels.shape
+    result = _pair("shift_targets(labels, lengths)", student.shift_targets(labels.clone(), lengths.clone()))
+    index = {"y_in": 0, "y_out": 1}[which]
+    got = expect_shape(f"{which} returned by shift_targets", result[index], (N + 1, B), "N + 1, B")
+    return got, ref.shift_targets(labels, lengths)[index].numpy()
+
+
+def _expect_tokens(name, got, want, lengths):
+    if not np.array_equal(got, want):
+        u, b = (int(i) for i in np.argwhere(got != want)[0])
+        raise CheckFailed(f"{name}[{u}, {b}] is {int(got[u, b])}, expected {int(want[u, b])} "
+                          f"(utterance {b} has {int(lengths[b])} digits; <pad> = 0, <s> = 1, "
+                          f"</s> = 2). Column {b}: got {got[:, b].astype(int).tolist()}, expected "
+                          f"{want[:, b].tolist()}.")
+
+
+@hidden_test("test_shift_targets_inputs")
+def _(student):
+    for seed, lengths in enumerate(SHIFT_CASES):
+        labels, n = _shift_case(seed, lengths)
+        got, want = _shifted(student, labels, n, "y_in")
+        _expect_tokens("y_in", got, want, lengths)
+
+
+@hidden_test("test_shift_targets_outputs")
+def _(student):
+    for seed, lengths in enumerate(SHIFT_CASES):
+        labels, n = _shift_case(10 + seed, lengths)
+        got, want = _shifted(student, labels, n, "y_out")
+        _expect_tokens("y_out", got, want, lengths)
+
+
+# ----------------------------------------------------------------------------------- Encoder
+
+ENCODER_SIZES = [(5, 4), (3, 7)]   # (F, H)
+
+
+def _encode(encoder, x, lengths, T, B, H):
+    states, context = _pair("Encoder.forward(x, lengths)", encoder.forward(x.clone(), lengths.clone()))
+    states = expect_shape("states returned by Encoder.forward", states, (T, B, H), "T, B, H")
+    context = expect_shape("context returned by Encoder.forward", context, (B, H), "B, H")
+    return states, context
+
+
+@hidden_test("test_encoder_context")
+def _(student):
+    """The context is the state after each utterance's last real frame: padding cannot change it."""
+    for seed, (F, H) in enumerate(ENCODER_SIZES):
+        module, state = _state(ref.Encoder, 100 + seed, F, H)
+        encoder = _make(student, "Encoder", state, F, H)
+        lengths = [6, 2, 9, 1, 4]
+        x, n = _frames(seed, lengths, F, extra=3)   # padded past the longest utterance, too
+        _, context = _encode(encoder, x, n, x.shape[0], len(lengths), H)
+        want = module(x, n)[1].detach().numpy()
+        for b, length in enumerate(lengths):
+            alone = _encode(encoder, x[:length, b:b + 1], n[b:b + 1], length, 1, H)[1]
+            expect_close(f"the context of utterance {b} ({length} frames) run alone, unpadded",
+                         alone[0], want[b], rtol=1e-4, atol=1e-5, what="the reference context")
+            expect_close(f"the context of utterance {b} ({length} frames) in a batch padded to "
+                         f"{x.shape[0]} frames", context[b], alone[0], rtol=1e-4, atol=1e-5,
+                         what="its context when run alone (padding must not change the context)")
+
+
+@hidden_test("test_encoder_states")
+def _(student):
+    """All states: the GRU's state at every real frame, zero on padding."""
+    for seed, (F, H) in enumerate(ENCODER_SIZES):
+        module, state = _state(ref.Encoder, 200 + seed, F, H)
+        encoder = _make(student, "Encoder", state, F, H)
+        lengths = [3, 7, 1, 5]
+        x, n = _frames(10 + seed, lengths, F, extra=2)
+        states, _ = _encode(encoder, x, n, x.shape[0], len(lengths), H)
+        want = module(x, n)[0].detach().numpy()
+        for b, length in enumerate(lengths):
+            expect_close(f"states[:{length}, {b}] (the real frames of utterance {b})",
+                         states[:length, b], want[:length, b], rtol=1e-4, atol=1e-5,
+                         what="the GRU's states")
+            expect_close(f"states[{length}:, {b}] (padding after utterance {b}'s {length} frames)",
+                         states[length:, b], np.zeros_like(want[length:, b]), atol=0.0,
+                         what="zeros")
+
+
+# ----------------------------------------------------------------------------------- Decoder
+
+DECODER_SIZES = [(6, 4), (3, 8)]   # (emb, H)
+
+
+def _decoder(student, seed, emb, H, scale=1.0):
+    module, state = _state(ref.Decoder, seed, V, emb, H, scale=scale)
+    return module, _make(student, "Decoder", state, V, emb, H)
+
+
+def _step(decoder, y_prev, s_prev, context):
+    """The student's step, checked for shape; returns numpy (logits (B, V), s (B, H))."""
+    B, H = s_prev.shape
+    logits, s = _pair("Decoder.step(y_prev, s_prev, context)",
+                      decoder.step(torch.as_tensor(y_prev), torch.as_tensor(s_prev), torch.as_tensor(context)))
+    logits = expect_shape("logits returned by Decoder.step", logits, (B, V), "B, V")
+    expect_shape("s returned by Decoder.step", s, (B, H), "B, H")
+    return logits, torch.from_numpy(np.asarray(as_array("s", s), dtype=np.float32))  # fed back as float32
+
+
+@hidden_test("test_decoder_step")
+def _(student):
+    for seed, (emb, H) in enumerate(DECODER_SIZES):
+        module, decoder = _decoder(student, 300 + seed, emb, H)
+        rng = np.random.default_rng(seed)
+        for B in (1, 4):
+            y_prev = torch.from_numpy(rng.integers(0, V, size=B))
+            s_prev = torch.from_numpy(rng.standard_normal((B, H)).astype(np.float32))
+            context = torch.from_numpy(rng.standard_normal((B, H)).astype(np.float32))
+            logits, s = _step(decoder, y_prev, s_prev, context)
+            want_logits, want_s = (t.detach().numpy() for t in module.step(y_prev, s_prev, context))
+            expect_close(f"s returned by Decoder.step (B = {B})", s.numpy(), want_s, rtol=1e-4, atol=1e-5,
+                         what="cell([embed(y_prev); context], s_prev)")
+            expect_close(f"logits returned by Decoder.step (B = {B})", logits, want_logits,
+                         rtol=1e-4, atol=1e-5, what="out(s)")
+
+
+@hidden_test("test_decoder_forward")
+def _(student):
+    """Teacher forcing, judged on the student's own step: s_0 = context, y_in[u] fed at step u."""
+    for seed, (emb, H) in enumerate(DECODER_SIZES):
+        _, decoder = _decoder(student, 400 + seed, emb, H)
+        rng = np.random.default_rng(seed)
+        for U, B in [(5, 3), (1, 2), (4, 1)]:
+            y_in = torch.from_numpy(rng.integers(3, V, size=(U, B)))
+            y_in[0] = BOS
+            context = torch.from_numpy(rng.standard_normal((B, H)).astype(np.float32))
+            got = expect_shape("Decoder.forward(context, y_in)", decoder.forward(context, y_in),
+                               (U, B, V), "U, B, V")
+            s = context
+            for u in range(U):
+                logits, s = _step(decoder, y_in[u], s, context)
+                expect_close(f"Decoder.forward(context, y_in)[{u}] (U = {U}, B = {B})", got[u], logits,
+                             rtol=1e-4, atol=1e-5,
+                             what=f"the logits of your step at u = {u}, fed y_in[{u}] and the state "
+                                  f"the step before it produced (starting from the context)")
+
+
+# ----------------------------------------------------------------------------- greedy_decode
+
+def _eos_problem(seed, emb, H, B, max_len):
+    """A decoder and contexts whose greedy outputs end at many different steps (or never)."""
+    module, state = _state(ref.Decoder, seed, V, emb, H, scale=2.0)
+    rng = np.random.default_rng(seed)
+    pool = torch.from_numpy(rng.standard_normal((400, H)).astype(np.float32))
+    lengths = np.array([len(seq) for seq in ref.greedy_decode(module, pool, max_len)])
+    chosen = []
+    for target in list(range(0, max_len + 1)) * B:    # each output length once, then again
+        hits = [i for i in np.flatnonzero(lengths == target) if i not in chosen]
+        if hits:
+            chosen.append(hits[0])
+        if len(chosen) == B:
+            break
+    assert len(set(lengths[chosen])) >= 3, "the test's decoder does not vary its output lengths"
+    return state, pool[chosen]
+
+
+def _sequences(name, result, B):
+    expect_true(isinstance(result, (list, tuple)) and len(result) == B,
+                f"{name} should return a list of B = {B} lists of token ids, got {_kind(result)}.")
+    sequences = []
+    for b, seq in enumerate(result):
+        array = np.asarray(seq if not isinstance(seq, (list, tuple)) else [np.asarray(t).item() for t in seq])
+        expect_true(array.ndim == 1 and (array.size == 0 or array.dtype.kind in "iu"),
+                    f"{name}[{b}] should be a list of int token ids, got {seq!r}.")
+        sequences.append([int(t) for t in array])
+    return sequences
+
+
+def _expected_greedy(decoder, context, max_len):
+    """Greedy decoding run here, one utterance at a time, over the student's own step."""
+    expected = []
+    for b in range(context.shape[0]):
+        y, s, out = torch.tensor([BOS]), context[b:b + 1], []
+        for _ in range(max_len):
+            logits, s = _step(decoder, y, s, context[b:b + 1])
+            token = int(np.argmax(logits[0]))
+            if token == EOS:
+                break
+            out.append(token)
+            y = torch.tensor([token])
+        expected.append(out)
+    return expected
+
+
+@hidden_test("test_greedy_decode_eos")
+def _(student):
+    """Each utterance alone: feed back the prediction, stop at </s> (left out) or max_len."""
+    for seed, (emb, H, max_len) in enumerate([(5, 6, 6), (4, 8, 9)]):
+        state, contexts = _eos_problem(500 + seed, emb, H, 6, max_len)
+        decoder = _make(student, "Decoder", state, V, emb, H)
+        expected = _expected_greedy(decoder, contexts, max_len)
+        for b in range(contexts.shape[0]):
+            got = _sequences(f"greedy_decode(decoder, context, {max_len})",
+                             student.greedy_decode(decoder, contexts[b:b + 1], max_len), 1)[0]
+            if got != expected[b]:
+                more = ""
+                if EOS in got:
+                    more = " It contains </s> (= 2): stop there, and leave </s> out."
+                elif len(got) > len(expected[b]):
+                    more = " It goes on after the step that predicted </s>."
+                raise CheckFailed(
+                    f"greedy_decode on one utterance (max_len = {max_len}) returned {got}, expected "
+                    f"{expected[b]} (your decoder's step, starting from <s> and the context, fed "
+                    f"its own most likely token at each step, stopped at the first </s>).{more}")
+
+
+@hidden_test("test_greedy_decode_batch")
+def _(student):
+    """A batch decodes each utterance exactly as it decodes alone, whatever the others do."""
+    for seed, (emb, H, max_len) in enumerate([(5, 6, 6), (4, 8, 9)]):
+        state, contexts = _eos_problem(600 + seed, emb, H, 7, max_len)
+        decoder = _make(student, "Decoder", state, V, emb, H)
+        call = student.greedy_decode
+        alone = [_sequences("greedy_decode(decoder, context, max_len)", call(decoder, contexts[b:b + 1], max_len),
+                            1)[0] for b in range(contexts.shape[0])]
+        batch = _sequences("greedy_decode(decoder, context, max_len)", call(decoder, contexts, max_len),
+                           contexts.shape[0])
+        for b in range(contexts.shape[0]):
+            if batch[b] != alone[b]:
+                raise CheckFailed(
+                    f"greedy_decode on a batch of {contexts.shape[0]} returned {batch[b]} for "
+                    f"utterance {b}, but {alone[b]} for the same utterance alone. Output lengths in "
+                    f"the batch: {[len(s) for s in batch]}, alone: {[len(s) for s in alone]}. Each "
+                    f"utterance must stop at its own </s>, and the batch only when all have "
+                    f"stopped (or after max_len steps).")

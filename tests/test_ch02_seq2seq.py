@@ -1,0 +1,389 @@
+"""Lab 2 (seq2seq): the reference, the hidden tests and the visible self-checks.
+
+In-process and fast: each fixture's answers are exec'd over the reference answers (the
+solution cells of the instructor notebook) and every hidden test runs on that namespace
+through ``autograder.hidden.LocalStudent`` (the hidden tests route handles and data through
+``autograder.wire`` as the grader does). ``EXPECTED_FAILURES`` is the contract: for each
+fixture, exactly the test cells that must fail. ``test_grading_ch02_seq2seq.py`` checks the
+same table through the sandboxed grader.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from autograder.fill import answers_from_source, read_answers
+from autograder.hidden import LocalStudent, load_hidden_tests, load_sibling, run_test
+from speechcourse.checks import CheckFailed
+from speechcourse.selfcheck import ch02_seq2seq as selfcheck
+
+SLUG = "ch02_seq2seq"
+ROOT = Path(__file__).resolve().parents[1]
+LAB = ROOT / "solutions" / SLUG
+NOTEBOOK = LAB / f"{SLUG}.ipynb"
+FIXTURES = ROOT / "tests" / "fixtures" / SLUG
+
+SOLUTION_IDS = ("masked_cross_entropy", "shift_targets", "Encoder", "Decoder", "greedy_decode")
+# what the notebook's setup cell gives the solution cells
+SETUP = ("import torch\nfrom torch import nn\n"
+         "from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence\n"
+         "PAD, BOS, EOS = 0, 1, 2\n")
+
+# test cell grade_id -> points (must match the notebook)
+TEST_POINTS = {
+    "test_masked_cross_entropy": 2,
+    "test_shift_targets_inputs": 1,
+    "test_shift_targets_outputs": 1,
+    "test_encoder_context": 2,
+    "test_encoder_states": 1,
+    "test_decoder_step": 2,
+    "test_decoder_forward": 2,
+    "test_greedy_decode_eos": 2,
+    "test_greedy_decode_batch": 1,
+}
+MANUAL_POINTS = {"explain_bottleneck": 2}
+
+# fixture -> the test cells that must fail (empty: a correct alternative, full marks)
+EXPECTED_FAILURES = {
+    "loss_mean_over_padding": {"test_masked_cross_entropy"},
+    "targets_not_shifted": {"test_shift_targets_inputs"},
+    "eos_at_padded_end": {"test_shift_targets_outputs"},
+    # no lengths at all: the context comes from the last padded frame, and padding is not zeroed
+    "context_last_time_step": {"test_encoder_context", "test_encoder_states"},
+    "states_not_zeroed": {"test_encoder_states"},
+    "decoder_state_reset": {"test_decoder_forward"},
+    "greedy_no_eos_stop": {"test_greedy_decode_eos"},
+    "greedy_feeds_bos": {"test_greedy_decode_eos"},
+    "greedy_stops_batch_at_first_eos": {"test_greedy_decode_batch"},
+    "ok_loss_by_hand": set(),
+    "ok_vectorised_shift": set(),
+    "ok_gather_and_mask": set(),
+    "ok_greedy_one_at_a_time": set(),
+}
+
+# visible self-check of each test cell, called with the student's functions and classes
+VISIBLE = {
+    "test_masked_cross_entropy": ("check_masked_cross_entropy", ("masked_cross_entropy",)),
+    "test_shift_targets_inputs": ("check_shift_targets_inputs", ("shift_targets",)),
+    "test_shift_targets_outputs": ("check_shift_targets_outputs", ("shift_targets",)),
+    "test_encoder_context": ("check_encoder_context", ("Encoder",)),
+    "test_encoder_states": ("check_encoder_states", ("Encoder",)),
+    "test_decoder_step": ("check_decoder_step", ("Decoder",)),
+    "test_decoder_forward": ("check_decoder_forward", ("Decoder",)),
+    "test_greedy_decode_eos": ("check_greedy_decode_eos", ("greedy_decode", "Decoder")),
+    "test_greedy_decode_batch": ("check_greedy_decode_batch", ("greedy_decode", "Decoder")),
+}
+
+HIDDEN = load_hidden_tests(LAB)
+REF = load_sibling(str(LAB / "reference.py"), "reference")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def read_fixture(path: Path) -> dict[str, str]:
+    """grade_id -> source, parsed exactly as the grader's ``fill`` parses it."""
+    first = next(line for line in path.read_text().splitlines() if line.strip())
+    assert first.startswith("# %% "), f"{path.name}: must start with a '# %% <grade_id>' line"
+    return read_answers(path)
+
+
+def notebook_cells() -> dict[str, nbformat.NotebookNode]:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+def reference_answers() -> dict[str, str]:
+    answers = answers_from_source(nbformat.read(NOTEBOOK, as_version=4))
+    return {grade_id: answers[grade_id] for grade_id in SOLUTION_IDS}
+
+
+def reference_cells() -> dict[str, str]:
+    cells = notebook_cells()
+    return {grade_id: cells[grade_id].source for grade_id in SOLUTION_IDS}
+
+
+def stub(source: str) -> str:
+    """What nbgrader leaves of a solution cell: the region becomes raise NotImplementedError()."""
+    return re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION",
+                  r"\1raise NotImplementedError()", source, flags=re.S)
+
+
+def namespace(answers: dict[str, str]) -> dict:
+    ns = {"__name__": "__student__"}
+    exec(SETUP, ns)
+    for grade_id in SOLUTION_IDS:
+        exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), ns)
+    return ns
+
+
+def submission(fixture: str) -> dict:
+    return namespace({**reference_answers(), **read_fixture(FIXTURES / f"{fixture}.py")})
+
+
+def hidden_results(ns: dict) -> dict[str, tuple[bool, str]]:
+    student = LocalStudent(ns)
+    return {grade_id: run_test(test, student) for grade_id, test in HIDDEN.items()}
+
+
+def visible_results(ns: dict) -> dict[str, BaseException | None]:
+    results = {}
+    for grade_id, (check, names) in VISIBLE.items():
+        try:
+            getattr(selfcheck, check)(*(ns[name] for name in names))
+            results[grade_id] = None
+        except Exception as error:  # noqa: BLE001 - recorded and judged by the caller
+            results[grade_id] = error
+    return results
+
+
+# -------------------------------------------------------------------- the notebook itself
+
+def test_notebook_cells_and_points():
+    cells = notebook_cells()
+    tests = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
+             if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"}
+    assert tests == TEST_POINTS
+    assert list(HIDDEN) == list(TEST_POINTS), "one hidden test per test cell, in notebook order"
+    manual = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
+              if c.cell_type == "markdown" and c.metadata["nbgrader"]["grade"]}
+    assert manual == MANUAL_POINTS
+    for grade_id in SOLUTION_IDS:
+        meta = cells[grade_id].metadata["nbgrader"]
+        assert meta["solution"] and not meta["grade"] and not meta["locked"]
+    for grade_id in TEST_POINTS:
+        meta, source = cells[grade_id].metadata["nbgrader"], cells[grade_id].source
+        assert meta["locked"] and not meta["solution"]
+        assert f'run_here("{grade_id}", globals())' in source
+        assert source.index("### BEGIN HIDDEN TESTS") < source.index("run_here")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in nb.cells if c.cell_type == "code"), "commit the notebook with outputs cleared"
+    setup = cells["setup"].source
+    assert all(line in setup or line.startswith("PAD") for line in SETUP.splitlines())
+
+
+def test_solution_cells_are_the_reference():
+    """The notebook's solution cells and reference.py hold the same functions and classes."""
+    ref_source = (LAB / "reference.py").read_text()
+    for grade_id, code in reference_answers().items():
+        assert code.strip() in ref_source, f"solution cell {grade_id} drifted from reference.py"
+
+
+def test_given_layers_survive_the_release():
+    """__init__ of Encoder and Decoder is outside the solution region: students get the layers."""
+    for grade_id, layers in (("Encoder", ["self.rnn = nn.GRU(n_in, hidden)"]),
+                             ("Decoder", ["self.embed = nn.Embedding(vocab_size, emb)",
+                                          "self.cell = nn.GRUCell(emb + hidden, hidden)",
+                                          "self.out = nn.Linear(hidden, vocab_size)"])):
+        left = stub(reference_cells()[grade_id])
+        assert "def __init__" in left and all(layer in left for layer in layers), grade_id
+        assert "raise NotImplementedError()" in left
+
+
+def test_fixture_files_name_solution_cells():
+    files = {p.stem for p in FIXTURES.glob("*.py")}
+    assert files == set(EXPECTED_FAILURES)
+    for name in files:
+        cells = read_fixture(FIXTURES / f"{name}.py")
+        assert cells and set(cells) <= set(SOLUTION_IDS), name
+    for failing in EXPECTED_FAILURES.values():
+        assert failing <= set(TEST_POINTS)
+    assert sum(1 for f in EXPECTED_FAILURES.values() if f) >= 6
+    assert sum(1 for n, f in EXPECTED_FAILURES.items() if n.startswith("ok_") and not f) >= 2
+    assert all(bool(f) != n.startswith("ok_") for n, f in EXPECTED_FAILURES.items())
+
+
+# ------------------------------------------------------------------------ hidden tests
+
+def test_reference_passes_every_hidden_test():
+    results = hidden_results(namespace(reference_answers()))
+    assert {g: m for g, (ok, m) in results.items() if not ok} == {}
+
+
+def test_reference_module_passes_every_hidden_test():
+    ns = {name: getattr(REF, name) for name in SOLUTION_IDS}
+    assert all(ok for ok, _ in hidden_results(ns).values())
+
+
+def test_untouched_stubs_fail_every_hidden_test():
+    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
+    with pytest.raises(NotImplementedError):
+        ns["masked_cross_entropy"](torch.zeros(1, 1, 13), torch.zeros(1, 1, dtype=torch.long))
+    results = hidden_results(ns)
+    assert not any(ok for ok, _ in results.values())
+    assert all("NotImplementedError" in message for _, message in results.values()), results
+
+
+def test_empty_namespace_fails_every_hidden_test():
+    results = hidden_results({})
+    assert not any(ok for ok, _ in results.values())
+    assert all("is not defined" in message for _, message in results.values()), results
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
+def test_fixture_fails_exactly_the_expected_cells(fixture):
+    results = hidden_results(submission(fixture))
+    failed = {g for g, (ok, _) in results.items() if not ok}
+    assert failed == EXPECTED_FAILURES[fixture], {g: results[g][1] for g in failed}
+    for grade_id in failed:
+        message = results[grade_id][1]
+        assert len(message) > 25 and message[0] != "<", f"{grade_id}: unhelpful message {message!r}"
+
+
+def test_renamed_layers_fail_with_a_message_about_the_names():
+    answers = reference_answers()
+    answers["Encoder"] = answers["Encoder"].replace("self.rnn", "self.gru")
+    results = hidden_results(namespace(answers))
+    failed = {g for g, (ok, _) in results.items() if not ok}
+    assert failed == {"test_encoder_context", "test_encoder_states"}
+    assert "Keep the layers" in results["test_encoder_context"][1]
+
+
+def test_results_cross_the_boundary_as_data():
+    """A function returning something that is not data fails, as it would in the sandbox."""
+    ns = namespace(reference_answers())
+    ns["greedy_decode"] = lambda decoder, context, max_len: {1: [3]}     # int keys: not data
+    results = hidden_results(ns)
+    assert not results["test_greedy_decode_eos"][0]
+    assert "not data" in results["test_greedy_decode_eos"][1] or "keys" in results["test_greedy_decode_eos"][1]
+
+
+def test_hidden_tests_do_not_see_argument_mutation():
+    """Arguments are copies: a function that scribbles on its inputs is judged on what it returns."""
+    ns = namespace(reference_answers())
+    original = ns["shift_targets"]
+
+    def scribbling(labels, lengths):
+        result = original(labels, lengths)
+        labels[...] = 0
+        lengths[...] = 0
+        return result
+
+    ns["shift_targets"] = scribbling
+    assert all(ok for ok, _ in hidden_results(ns).values())
+
+
+# ------------------------------------------------------------------ the reference itself
+
+def test_reference_loss_is_cross_entropy_with_ignore_index_and_its_gradient():
+    rng = np.random.default_rng(0)
+    logits = torch.tensor(rng.standard_normal((5, 3, 13)), requires_grad=True)
+    targets = torch.tensor(rng.integers(3, 13, size=(5, 3)))
+    targets[2:, 1] = 0
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, 13), targets.reshape(-1), ignore_index=0)
+    got = REF.masked_cross_entropy(logits, targets)
+    torch.testing.assert_close(got, want)
+    got.backward()
+    assert torch.all(logits.grad[2:, 1] == 0)
+
+
+def test_reference_shift_targets_agrees_with_the_corpus_batches():
+    from speechcourse.corpus import load_split, make_batch
+    split = load_split("valid")
+    batch = make_batch(split, [0, 5, 9, 17])
+    y_in, y_out = REF.shift_targets(torch.from_numpy(batch.y_in[1:]), torch.from_numpy(batch.y_lengths - 1))
+    assert np.array_equal(y_in.numpy(), batch.y_in) and np.array_equal(y_out.numpy(), batch.y_out)
+
+
+def test_reference_encoder_context_is_the_state_at_the_last_real_frame():
+    torch.manual_seed(0)
+    encoder = REF.Encoder(3, 5)
+    x = torch.randn(7, 3, 3)
+    lengths = torch.tensor([7, 2, 4])
+    for b, n in enumerate(lengths):
+        x[n:, b] = 0
+    states, context = encoder(x, lengths)
+    full, _ = encoder.rnn(x)
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(context[b], full[n - 1, b])
+        torch.testing.assert_close(states[:n, b], full[:n, b])
+        assert torch.all(states[n:, b] == 0)
+
+
+def test_reference_greedy_equals_argmax_of_teacher_forcing_on_its_own_output():
+    """Feeding greedy's output back with teacher forcing predicts exactly that output."""
+    torch.manual_seed(1)
+    decoder = REF.Decoder(13, 4, 6)
+    context = torch.randn(5, 6)
+    outputs = REF.greedy_decode(decoder, context, 8)
+    for b, tokens in enumerate(outputs):
+        y_in = torch.tensor([1] + tokens)[:, None]
+        with torch.no_grad():
+            predicted = decoder(context[b:b + 1], y_in).argmax(-1)[:, 0].tolist()
+        assert predicted[:len(tokens)] == tokens
+        assert len(tokens) == 8 or predicted[len(tokens)] == 2
+
+
+# --------------------------------------------------------------------- visible self-checks
+
+def test_visible_self_checks_pass_on_the_reference(capsys):
+    results = visible_results(namespace(reference_answers()))
+    assert {g: e for g, e in results.items() if e is not None} == {}
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(VISIBLE) and all(line.startswith("✓ ") and line.endswith(" passed")
+                                                for line in printed)
+
+
+def test_visible_self_checks_on_untouched_stubs_raise_not_implemented():
+    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
+    for grade_id, error in visible_results(ns).items():
+        assert isinstance(error, NotImplementedError), (grade_id, error)
+
+
+def test_visible_greedy_checks_see_outputs_of_different_lengths():
+    decoder_lengths = []
+    for seed, B in ((11, 12), (17, 10)):
+        decoder, contexts = selfcheck._greedy_case(REF.Decoder, seed, B)
+        decoder_lengths.append({len(selfcheck._own_greedy(decoder, c, 6)) for c in contexts})
+    assert all(len(lengths) >= 3 for lengths in decoder_lengths), decoder_lengths
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
+def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
+    """A wrong submission trips a visible self-check, in words; a right one trips none."""
+    results = visible_results(submission(fixture))
+    failed = {g for g, e in results.items() if e is not None}
+    allowed = EXPECTED_FAILURES[fixture]
+    assert failed <= allowed, {g: repr(results[g]) for g in failed - allowed}
+    if allowed:
+        worded = [e for e in results.values() if isinstance(e, CheckFailed)]
+        assert worded, f"{fixture}: no visible check explains the mistake in words: {results}"
+    for grade_id in failed:
+        error = results[grade_id]
+        assert type(error) is not AssertionError, f"{grade_id}: bare AssertionError"
+        if isinstance(error, CheckFailed):
+            assert len(str(error)) > 25
+
+
+# ------------------------------------------------------------ the chapter's experiment
+
+def _experiment():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ch02_bottleneck", ROOT / "experiments" / "ch02_bottleneck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_bottleneck_results_match_the_script_and_fall_with_length():
+    import json
+    experiment = _experiment()
+    result = json.loads(experiment.OUT.read_text())
+    assert result["config"] == experiment.CONFIG, "rerun experiments/ch02_bottleneck.py after changing CONFIG"
+    assert result["steps"] == experiment.CONFIG["steps"]
+    accuracy = [result["accuracy_by_length"][str(n)] for n in range(1, 11)]
+    assert accuracy[0] >= 0.8 and accuracy[0] > accuracy[2] > accuracy[5] and max(accuracy[6:]) <= 0.05
+
+
+def test_bottleneck_script_runs_and_writes_its_results(tmp_path):
+    experiment = _experiment()
+    result = experiment.run(dict(experiment.CONFIG, steps=2), tmp_path / "smoke.json")
+    assert (tmp_path / "smoke.json").exists()
+    assert result["steps"] == 2 and sorted(map(int, result["accuracy_by_length"])) == list(range(1, 11))
+    assert len(result["loss_every_50_steps"]) == 1
