@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speechcourse.corpus import CORPUS_FILE, DIGITS, FRAME_RATE, N_MELS, quantize  # noqa: E402
+from speechcourse.corpus import CORPUS_FILE, DIGITS, FRAME_RATE, quantize  # noqa: E402
 from speechcourse.frontend import SAMPLE_RATE, log_mel  # noqa: E402
 
 SEED = 20240405
@@ -217,7 +217,7 @@ def main(argv=None) -> None:
     lines = ["file\tsplit\tindex\tvoice\ttext"]
     for n in (1, 3, 5):   # the first utterance of 1, 3 and 5 digits
         r, (pcm, _) = next((r, res) for r, res in tbl if len(r.text.split()) == n)
-        name = f"test_by_length_{r.index:04d}.wav"
+        name = f"example_{n}_digit{'s' if n > 1 else ''}.wav"
         write_wav(wav_dir / name, pcm)
         lines.append(f"{name}\t{r.split}\t{r.index}\t{r.voice}\t{r.text}")
     (wav_dir / "examples.tsv").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,137 @@
+"""The committed digit corpus and its loader: splits, vocabulary, padding, batches."""
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from speechcourse import corpus
+from speechcourse.corpus import DIGIT_VOCAB, SPLITS, load_split
+
+
+@pytest.fixture(scope="module")
+def splits():
+    start = time.perf_counter()
+    loaded = {name: load_split(name) for name in SPLITS}
+    print(f"\nloaded all splits in {time.perf_counter() - start:.2f} s")   # shown with pytest -s
+    return loaded
+
+
+def test_every_split_is_well_formed(splits):
+    for name, split in splits.items():
+        assert len(split) == len(split.features) == len(split.voices) > 0, name
+        for f, text in zip(split.features[:50], split.texts[:50]):
+            assert f.dtype == np.float32 and f.ndim == 2 and f.shape[1] == corpus.N_MELS
+            assert corpus.LOG_MEL_MIN <= f.min() and f.max() <= corpus.LOG_MEL_MAX
+            assert 1 <= len(text.split()) <= 10 and set(text.split()) <= set(corpus.DIGITS)
+        # about 50 frames a second and a few tenths of a second per digit, never absurd
+        assert np.all(split.n_frames >= 5 * split.n_digits), name
+
+
+def test_splits_are_disjoint_by_voice(splits):
+    def variants(name):      # the speaker is the variant after '+'; accents are shared
+        return {v.split("+")[1] for v in splits[name].voices}
+    train, valid, test = variants("train"), variants("valid"), variants("test")
+    assert not train & valid and not train & test and not valid & test
+    assert variants("test_by_length") <= test
+    assert len(train) >= 40 and len(test) >= 10
+
+
+def test_length_stratified_test_set_is_balanced(splits):
+    counts = Counter(splits["test_by_length"].n_digits.tolist())
+    assert sorted(counts) == list(range(1, 11))
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_unknown_split_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="train, valid, test, test_by_length"):
+        load_split("dev")
+
+
+def test_stacking_on_load(splits):
+    stacked = load_split("valid", stack=3)
+    f, g = splits["valid"].features[0], stacked.features[0]
+    assert g.shape == (len(f) // 3, 3 * corpus.N_MELS)
+    np.testing.assert_array_equal(g[0], f[:3].reshape(-1))
+
+
+def test_quantisation_round_trip():
+    x = np.linspace(corpus.LOG_MEL_MIN - 3, corpus.LOG_MEL_MAX + 3, 1000).reshape(100, 10)
+    back = corpus.dequantize(corpus.quantize(x))
+    step = (corpus.LOG_MEL_MAX - corpus.LOG_MEL_MIN) / 255
+    inside = (x >= corpus.LOG_MEL_MIN) & (x <= corpus.LOG_MEL_MAX)
+    assert np.abs(back - x)[inside].max() <= step / 2 + 1e-6
+    assert back.min() == corpus.LOG_MEL_MIN and back.max() == pytest.approx(corpus.LOG_MEL_MAX)
+
+
+def test_vocab_round_trip_and_specials():
+    v = DIGIT_VOCAB
+    assert v.tokens[:3] == ["<pad>", "<s>", "</s>"] and (v.pad, v.bos, v.eos) == (0, 1, 2)
+    assert len(v) == 13
+    text = "three one four one five nine"
+    ids = v.encode(text, bos=True, eos=True)
+    assert ids[0] == v.bos and ids[-1] == v.eos and len(ids) == 8
+    assert v.decode(ids) == text
+    assert v.decode(ids + [v.index["two"], v.pad]) == text        # stops at </s>
+    assert v.decode([v.bos, v.index["zero"], v.pad, v.index["one"]]) == "zero one"   # skips <s>, <pad>
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        v.encode("three ten")
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        v.encode("three </s>")                                      # specials are not words
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        v.decode([99])
+
+
+def test_pad_features_values_lengths_and_mask():
+    a, b = np.ones((3, 2), np.float32), 2 * np.ones((5, 2), np.float32)
+    x, lengths, mask = corpus.pad_features([a, b])
+    assert x.shape == (5, 2, 2) and lengths.tolist() == [3, 5] and mask.shape == (5, 2)
+    assert mask.dtype == bool and mask[:, 0].tolist() == [True] * 3 + [False] * 2 and mask[:, 1].all()
+    np.testing.assert_array_equal(x[:3, 0], a)
+    assert np.all(x[3:, 0] == 0) and np.all(x[:, 1] == 2)
+    with pytest.raises(ValueError, match="expected"):
+        corpus.pad_features([a, np.ones((4, 3), np.float32)])
+
+
+def test_pad_targets_for_teacher_forcing():
+    y_in, y_out, lengths, mask = corpus.pad_targets(["one two three", "nine"])
+    v = DIGIT_VOCAB
+    assert y_in.shape == y_out.shape == mask.shape == (4, 2)
+    assert y_in[:, 0].tolist() == [v.bos] + v.encode("one two three")
+    assert y_out[:, 0].tolist() == v.encode("one two three", eos=True)
+    assert y_in[:, 1].tolist() == [v.bos, v.index["nine"], v.pad, v.pad]
+    assert y_out[:, 1].tolist() == [v.index["nine"], v.eos, v.pad, v.pad]
+    assert lengths.tolist() == [4, 2] and mask.sum(0).tolist() == [4, 2]
+    assert np.all(y_out[~mask] == v.pad)
+
+
+def test_iterate_batches_covers_the_split_once_in_a_seeded_order(splits):
+    valid = splits["valid"]
+    batches = list(corpus.iterate_batches(valid, 64, seed=3))
+    seen = np.concatenate([b.index for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(valid)))
+    again = np.concatenate([b.index for b in corpus.iterate_batches(valid, 64, seed=3)])
+    other = np.concatenate([b.index for b in corpus.iterate_batches(valid, 64, seed=4)])
+    assert np.array_equal(seen, again) and not np.array_equal(seen, other)
+    b = batches[0]
+    B = len(b.index)
+    assert b.x.shape[1:] == (B, corpus.N_MELS) and b.x_mask.shape == (b.x.shape[0], B)
+    assert b.x_lengths.tolist() == [len(valid.features[i]) for i in b.index]
+    assert [DIGIT_VOCAB.decode(b.y_out[:, j]) for j in range(B)] == b.texts
+    assert len(list(corpus.iterate_batches(valid, 64, drop_last=True))) == len(valid) // 64
+
+
+def test_committed_wavs_match_their_stored_features(splits):
+    """The stored features are exactly the front end applied to the audio: regenerating
+    them with `speechcourse.frontend.log_mel` gives the same bytes."""
+    import wave
+    from speechcourse.frontend import log_mel
+    rows = [line.split("\t") for line in (corpus.DATA_DIR / "wav" / "examples.tsv").read_text().splitlines()[1:]]
+    assert len(rows) >= 3
+    for name, split, index, voice, text in rows:
+        with wave.open(str(corpus.DATA_DIR / "wav" / name)) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        assert splits[split].texts[int(index)] == text and splits[split].voices[int(index)] == voice
+        recomputed = corpus.dequantize(corpus.quantize(log_mel(pcm / 32768, hop_ms=1000 / corpus.FRAME_RATE)))
+        np.testing.assert_array_equal(recomputed, splits[split].features[int(index)])
