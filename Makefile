@@ -6,7 +6,6 @@ BIN := $(abspath $(VENV))/bin
 # nbgrader runs alembic as a subprocess, so the venv's bin must be on PATH.
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 LABS := ch01_vanilla_rnn ch02_seq2seq
 SUBMISSIONS ?= submissions
 OUT ?= out
@@ -26,7 +25,8 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 setup: $(VENV)/.installed ## Create .venv from requirements.txt (done by book and test on first use)
 
 book: setup ## Build the HTML book into _build/html (warnings are errors)
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	# MPLBACKEND would stop the kernels from drawing figures inline, so the build runs without it
+	env -u MPLBACKEND $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 book-clean: ## Remove the built book and its execution cache
 	rm -rf _build

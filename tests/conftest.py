@@ -7,8 +7,6 @@ are about.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -75,11 +73,3 @@ def points(result) -> dict[str, float]:
 
 def failed_tests(result) -> set[str]:
     return {test.grade_id for test in result.tests if test.score < test.max_score}
-
-
-def copy_tree(source: Path, destination: Path) -> Path:
-    shutil.copytree(source, destination)
-    return destination
-
-
-os.environ.setdefault("MPLBACKEND", "Agg")

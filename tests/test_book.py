@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,7 +36,9 @@ CHAPTERS = sorted(path.stem for path in (REPO / "book").glob("ch[0-9][0-9]_*.md"
 def book():
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", ".", "--all",
                "--warningiserror", "--nitpick", "--keep-going"]
-    build = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    # without MPLBACKEND, so that the kernels draw figures inline as they do in `make book`
+    env = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    build = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     assert build.returncode == 0, f"book build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
     warnings = [line for line in build.stderr.splitlines() if "WARNING:" in line]
     assert not warnings, warnings
