@@ -121,10 +121,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _feedback_page(result: Result, reason: str) -> str:
+    """A plain page for when nbgrader's own feedback cannot be made."""
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{result.lab}: feedback</title></head>"
-            f"<body><h1>{html.escape(result.lab)}: not graded</h1><p>{html.escape(reason)}</p>"
-            f"<p>Score: 0 / {_points(result.max_score)}</p><ul>{notes}</ul></body></html>")
+            f"<body><h1>{html.escape(result.lab)}: {html.escape(result.status)}</h1><p>{html.escape(reason)}</p>"
+            f"<p>Score: {_points(result.score)} / {_points(result.max_score)}</p><ul>{notes}</ul></body></html>")
 
 
 def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerprint: str,
@@ -157,10 +158,6 @@ def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerp
             result.notes.insert(0, "nbgrader could not grade this notebook: " + (detail[-1] if detail else "?"))
             _write_atomically(feedback, _feedback_page(result, result.notes[0]))
             return result
-        api.generate_feedback(plan.lab, student, force=True)
-        generated = course / "feedback" / student / plan.lab / f"{plan.lab}.html"
-        feedback.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(generated, feedback)
         autograded = nbformat.read(course / "autograded" / student / plan.lab / f"{plan.lab}.ipynb",
                                    as_version=4)
         result.notes = list(autograded.metadata.get("autograder", {}).get("notes", []))
@@ -174,6 +171,13 @@ def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerp
                                                    messages.get(grade.name, "")))
             result.score = sum(test.score for test in result.tests)
             result.status = "needs manual grading" if notebook.needs_manual_grade else "graded"
+        generated = course / "feedback" / student / plan.lab / f"{plan.lab}.html"
+        if api.generate_feedback(plan.lab, student, force=True)["success"] and generated.exists():
+            feedback.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(generated, feedback)
+        else:
+            _write_atomically(feedback, _feedback_page(result, "nbgrader could not write the feedback page; "
+                                                              "ask your instructor for your results"))
     return result
 
 
@@ -238,8 +242,13 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None,
             fingerprint = _submission_fingerprint(submissions, student, lab, plan)
             result = _load_result(saved) if saved.exists() else None
             if result is None or result.fingerprint != fingerprint:
-                result = grade_one(submissions, student, plan, out, fingerprint, limits)
-                _write_atomically(saved, json.dumps(asdict(result), indent=1, sort_keys=True))
+                try:
+                    result = grade_one(submissions, student, plan, out, fingerprint, limits)
+                    _write_atomically(saved, json.dumps(asdict(result), indent=1, sort_keys=True))
+                except Exception as error:  # a grader bug must not stop the other students' grading
+                    result = Result(student, lab, 0.0, plan.auto_max, plan.manual_max, "grader error",
+                                    [f"internal grader error, not saved so a rerun tries again: "
+                                     f"{type(error).__name__}: {error}"])
             results.append(result)
     write_csv(out / "grades.csv", results)
     return results

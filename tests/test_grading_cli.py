@@ -1,0 +1,32 @@
+"""The command line answers bad input with one sentence and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from autograder.sandbox import REPO
+from conftest import LAB
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("grade", "/no/such/folder", "out"), "is not a folder of submissions"),
+    (("grade", "{empty}", "out"), "holds no student folders"),
+    (("grade", "{empty}", "out", "--lab", "ch99_nothing"), "unknown lab ch99_nothing"),
+    (("fill", "/no/such.ipynb", "-o", "x.ipynb"), "No such file"),
+    (("fill", f"labs/{LAB}/{LAB}.ipynb", "{answers}", "-o", "x.ipynb"), "no answer cell named not_a_cell"),
+])
+def test_bad_input_gets_a_sentence(tmp_path, args, says):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "answers.py").write_text("# %% not_a_cell\nx = 1\n")
+    if "{empty}" in args and "--lab" in args:
+        (tmp_path / "empty" / "alice").mkdir()
+    args = [arg.format(empty=tmp_path / "empty", answers=tmp_path / "answers.py") for arg in args]
+    done = _run(*args, cwd=REPO if args[0] == "fill" else tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
