@@ -185,8 +185,9 @@ class Session:
             code = self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return f"the notebook broke the grader's protocol ({error})"
-        if code < 0:
-            name = signal.Signals(-code).name
+        number = -code if code < 0 else code - 128   # bwrap reports death by signal N as 128 + N
+        if number in {int(known) for known in signal.Signals}:
+            name = signal.Signals(number).name
             extra = {"SIGSEGV": " (a segmentation fault)", "SIGKILL": " (killed: memory or time)",
                      "SIGXCPU": " (CPU time limit)"}.get(name, "")
             return f"the notebook's process died with {name}{extra}"
