@@ -10,7 +10,7 @@ LABS := ch01_vanilla_rnn ch02_seq2seq
 SUBMISSIONS ?= submissions
 OUT ?= out
 
-.PHONY: help setup book book-clean labs grade test test-fast data bench clean
+.PHONY: help setup book book-clean labs grade test data clean
 
 help: ## List every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n",$$1,$$2}'
@@ -38,6 +38,8 @@ grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into 
 	$(BIN)/python -m autograder grade $(SUBMISSIONS) $(OUT)
 
 data: setup ## Regenerate the speech corpus in data/ (needs espeak-ng and sox)
+	@for tool in espeak-ng sox; do command -v $$tool >/dev/null || \
+	  { echo "make data needs $$tool: apt-get install espeak-ng sox (students never need it)"; exit 2; }; done
 	$(BIN)/python data/make_corpus.py
 
 test: setup ## Run every test: package, labs, grader, book build and browser check
