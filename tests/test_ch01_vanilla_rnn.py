@@ -8,7 +8,6 @@ the sandboxed grader) reuse the fixtures and this table.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
@@ -16,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.fill import answers_from_source, read_answers
-from autograder.hidden import LocalStudent, load_hidden_tests, load_sibling, run_test
+from labtests import LabUnderTest, read_fixture, stub
 from speechcourse.checks import CheckFailed
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradient, numerical_gradients
 from speechcourse.selfcheck import ch01_vanilla_rnn as selfcheck
@@ -29,6 +27,8 @@ NOTEBOOK = LAB / f"{SLUG}.ipynb"
 FIXTURES = ROOT / "tests" / "fixtures" / SLUG
 
 SOLUTION_IDS = ("rnn_step", "rnn_forward", "rnn_backward", "gradient_norms", "clip_gradients")
+# what the notebook's setup cell gives the solution cells
+SETUP = "import numpy as np\n"
 
 # test cell grade_id -> points (must match the notebook)
 TEST_POINTS = {
@@ -77,85 +77,27 @@ EXPECTED_FAILURES = {
 
 # visible self-check of each test cell, called with the student's functions
 VISIBLE = {
-    "test_rnn_step": ("check_rnn_step", "rnn_step"),
-    "test_rnn_forward_shapes": ("check_rnn_forward_shapes", "rnn_forward"),
-    "test_rnn_forward_hidden_states": ("check_rnn_forward_hidden_states", "rnn_forward"),
-    "test_rnn_forward_outputs": ("check_rnn_forward_outputs", "rnn_forward"),
-    "test_rnn_backward_shapes": ("check_rnn_backward_shapes", "rnn_backward"),
-    "test_rnn_backward_output_layer": ("check_rnn_backward_output_layer", "rnn_backward"),
-    "test_rnn_backward_one_step": ("check_rnn_backward_one_step", "rnn_backward"),
-    "test_rnn_backward_through_time": ("check_rnn_backward_through_time", "rnn_backward"),
-    "test_gradient_norms_shape": ("check_gradient_norms_shape", "gradient_norms"),
-    "test_gradient_norms_values": ("check_gradient_norms_values", "gradient_norms"),
-    "test_clip_gradients_scales": ("check_clip_gradients_scales", "clip_gradients"),
-    "test_clip_gradients_below_threshold": ("check_clip_gradients_below_threshold",
-                                            "clip_gradients"),
+    "test_rnn_step": ("check_rnn_step", ("rnn_step",)),
+    "test_rnn_forward_shapes": ("check_rnn_forward_shapes", ("rnn_forward",)),
+    "test_rnn_forward_hidden_states": ("check_rnn_forward_hidden_states", ("rnn_forward",)),
+    "test_rnn_forward_outputs": ("check_rnn_forward_outputs", ("rnn_forward",)),
+    "test_rnn_backward_shapes": ("check_rnn_backward_shapes", ("rnn_backward",)),
+    "test_rnn_backward_output_layer": ("check_rnn_backward_output_layer", ("rnn_backward",)),
+    "test_rnn_backward_one_step": ("check_rnn_backward_one_step", ("rnn_backward",)),
+    "test_rnn_backward_through_time": ("check_rnn_backward_through_time", ("rnn_backward",)),
+    "test_gradient_norms_shape": ("check_gradient_norms_shape", ("gradient_norms",)),
+    "test_gradient_norms_values": ("check_gradient_norms_values", ("gradient_norms",)),
+    "test_clip_gradients_scales": ("check_clip_gradients_scales", ("clip_gradients",)),
+    "test_clip_gradients_below_threshold": ("check_clip_gradients_below_threshold", ("clip_gradients",)),
 }
 # fixtures whose visible self-checks are stricter than the hidden tests, on purpose
 VISIBLE_ONLY = {"clip_in_place": {"test_clip_gradients_scales"}}
 
-HIDDEN = load_hidden_tests(LAB)
-REF = load_sibling(str(LAB / "reference.py"), "reference")
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def read_fixture(path: Path) -> dict[str, str]:
-    """grade_id -> source, parsed exactly as the grader's ``fill`` parses it."""
-    first = next(line for line in path.read_text().splitlines() if line.strip())
-    assert first.startswith("# %% "), f"{path.name}: must start with a '# %% <grade_id>' line"
-    return read_answers(path)
-
-
-def notebook_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
-
-
-def reference_answers() -> dict[str, str]:
-    """The solution cells' code, markers removed, as the grader fills a submission."""
-    answers = answers_from_source(nbformat.read(NOTEBOOK, as_version=4))
-    return {grade_id: answers[grade_id] for grade_id in SOLUTION_IDS}
-
-
-def reference_cells() -> dict[str, str]:
-    """The solution cells as written in the instructor notebook, with their markers."""
-    cells = notebook_cells()
-    return {grade_id: cells[grade_id].source for grade_id in SOLUTION_IDS}
-
-
-def stub(source: str) -> str:
-    """What nbgrader leaves of a solution cell: the region becomes raise NotImplementedError()."""
-    return re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION",
-                  r"\1raise NotImplementedError()", source, flags=re.S)
-
-
-def namespace(answers: dict[str, str]) -> dict:
-    ns = {"__name__": "__student__"}
-    exec("import numpy as np", ns)
-    for grade_id in SOLUTION_IDS:
-        exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), ns)
-    return ns
-
-
-def submission(fixture: str) -> dict:
-    return namespace({**reference_answers(), **read_fixture(FIXTURES / f"{fixture}.py")})
-
-
-def hidden_results(ns: dict) -> dict[str, tuple[bool, str]]:
-    student = LocalStudent(ns)
-    return {grade_id: run_test(test, student) for grade_id, test in HIDDEN.items()}
-
-
-def visible_results(ns: dict) -> dict[str, BaseException | None]:
-    results = {}
-    for grade_id, (check, function) in VISIBLE.items():
-        try:
-            getattr(selfcheck, check)(ns[function])
-            results[grade_id] = None
-        except Exception as error:  # noqa: BLE001 - recorded and judged by the caller
-            results[grade_id] = error
-    return results
+THIS_LAB = LabUnderTest(SLUG, SOLUTION_IDS, SETUP, selfcheck, VISIBLE)
+HIDDEN, REF = THIS_LAB.hidden, THIS_LAB.reference
+notebook_cells, reference_cells = THIS_LAB.notebook_cells, THIS_LAB.reference_cells
+reference_answers, namespace, submission = THIS_LAB.reference_answers, THIS_LAB.namespace, THIS_LAB.submission
+hidden_results, visible_results = THIS_LAB.hidden_results, THIS_LAB.visible_results
 
 
 # -------------------------------------------------------------------- the notebook itself

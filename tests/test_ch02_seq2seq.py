@@ -9,7 +9,6 @@ same table through the sandboxed grader.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
@@ -17,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.fill import answers_from_source, read_answers
-from autograder.hidden import LocalStudent, load_hidden_tests, load_sibling, run_test
+from labtests import LabUnderTest, read_fixture, stub
 from speechcourse.checks import CheckFailed
 from speechcourse.selfcheck import ch02_seq2seq as selfcheck
 
@@ -79,66 +77,11 @@ VISIBLE = {
     "test_greedy_decode_batch": ("check_greedy_decode_batch", ("greedy_decode", "Decoder")),
 }
 
-HIDDEN = load_hidden_tests(LAB)
-REF = load_sibling(str(LAB / "reference.py"), "reference")
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def read_fixture(path: Path) -> dict[str, str]:
-    """grade_id -> source, parsed exactly as the grader's ``fill`` parses it."""
-    first = next(line for line in path.read_text().splitlines() if line.strip())
-    assert first.startswith("# %% "), f"{path.name}: must start with a '# %% <grade_id>' line"
-    return read_answers(path)
-
-
-def notebook_cells() -> dict[str, nbformat.NotebookNode]:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
-
-
-def reference_answers() -> dict[str, str]:
-    answers = answers_from_source(nbformat.read(NOTEBOOK, as_version=4))
-    return {grade_id: answers[grade_id] for grade_id in SOLUTION_IDS}
-
-
-def reference_cells() -> dict[str, str]:
-    cells = notebook_cells()
-    return {grade_id: cells[grade_id].source for grade_id in SOLUTION_IDS}
-
-
-def stub(source: str) -> str:
-    """What nbgrader leaves of a solution cell: the region becomes raise NotImplementedError()."""
-    return re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION",
-                  r"\1raise NotImplementedError()", source, flags=re.S)
-
-
-def namespace(answers: dict[str, str]) -> dict:
-    ns = {"__name__": "__student__"}
-    exec(SETUP, ns)
-    for grade_id in SOLUTION_IDS:
-        exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), ns)
-    return ns
-
-
-def submission(fixture: str) -> dict:
-    return namespace({**reference_answers(), **read_fixture(FIXTURES / f"{fixture}.py")})
-
-
-def hidden_results(ns: dict) -> dict[str, tuple[bool, str]]:
-    student = LocalStudent(ns)
-    return {grade_id: run_test(test, student) for grade_id, test in HIDDEN.items()}
-
-
-def visible_results(ns: dict) -> dict[str, BaseException | None]:
-    results = {}
-    for grade_id, (check, names) in VISIBLE.items():
-        try:
-            getattr(selfcheck, check)(*(ns[name] for name in names))
-            results[grade_id] = None
-        except Exception as error:  # noqa: BLE001 - recorded and judged by the caller
-            results[grade_id] = error
-    return results
+THIS_LAB = LabUnderTest(SLUG, SOLUTION_IDS, SETUP, selfcheck, VISIBLE)
+HIDDEN, REF = THIS_LAB.hidden, THIS_LAB.reference
+notebook_cells, reference_cells = THIS_LAB.notebook_cells, THIS_LAB.reference_cells
+reference_answers, namespace, submission = THIS_LAB.reference_answers, THIS_LAB.namespace, THIS_LAB.submission
+hidden_results, visible_results = THIS_LAB.hidden_results, THIS_LAB.visible_results
 
 
 # -------------------------------------------------------------------- the notebook itself
