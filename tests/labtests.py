@@ -82,3 +82,88 @@ class LabUnderTest:
             except Exception as error:  # noqa: BLE001 - recorded and judged by the caller
                 results[grade_id] = error
         return results
+
+
+class LabContract:
+    """The tests every lab must pass, written once.
+
+    A chapter's test module subclasses it as ``class TestLabContract(LabContract)`` and sets
+    ``lab``, ``test_points``, ``manual_points`` and ``expected_failures`` (fixture -> the
+    test cells it must fail; a fixture named ``ok_*`` is a correct alternative and fails
+    none). Pytest collects the subclass; ``conftest.py`` parametrises ``fixture_name``.
+    """
+
+    lab: LabUnderTest
+    test_points: dict[str, float]
+    manual_points: dict[str, float]
+    expected_failures: dict[str, set[str]]
+    min_mistakes = 6
+    min_alternatives = 2
+
+    def test_notebook_cells_and_points(self):
+        cells = self.lab.notebook_cells()
+        tests = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
+                 if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"}
+        assert tests == self.test_points
+        assert list(self.lab.hidden) == list(self.test_points), "one hidden test per test cell, in notebook order"
+        manual = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
+                  if c.cell_type == "markdown" and c.metadata["nbgrader"]["grade"]}
+        assert manual == self.manual_points
+        for grade_id in self.lab.solution_ids:
+            meta = cells[grade_id].metadata["nbgrader"]
+            assert meta["solution"] and not meta["grade"] and not meta["locked"]
+        for grade_id in self.test_points:
+            meta, source = cells[grade_id].metadata["nbgrader"], cells[grade_id].source
+            assert meta["locked"] and not meta["solution"]
+            assert f'run_here("{grade_id}", globals())' in source
+            assert source.index("### BEGIN HIDDEN TESTS") < source.index("run_here")
+        notebook = nbformat.read(self.lab.notebook, as_version=4)
+        assert notebook.metadata["kernelspec"]["name"] == "python3"
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in notebook.cells if c.cell_type == "code"), "commit the notebook with outputs cleared"
+
+    def test_solution_cells_are_the_reference(self):
+        """The notebook's solution cells and reference.py hold the same code."""
+        reference = (self.lab.folder / "reference.py").read_text()
+        for grade_id, code in self.lab.reference_answers().items():
+            assert code.strip() in reference, f"solution cell {grade_id} drifted from reference.py"
+
+    def test_fixture_files_name_solution_cells(self):
+        files = {path.stem for path in self.lab.fixtures.glob("*.py")}
+        assert files == set(self.expected_failures)
+        for name in files:
+            cells = read_fixture(self.lab.fixtures / f"{name}.py")
+            assert cells and set(cells) <= set(self.lab.solution_ids), name
+        for failing in self.expected_failures.values():
+            assert failing <= set(self.test_points)
+        assert sum(1 for failing in self.expected_failures.values() if failing) >= self.min_mistakes
+        assert sum(1 for name, failing in self.expected_failures.items()
+                   if name.startswith("ok_") and not failing) >= self.min_alternatives
+        assert all(name.startswith("ok_") <= (not failing) for name, failing in self.expected_failures.items())
+
+    def test_reference_passes_every_hidden_test(self):
+        results = self.lab.hidden_results(self.lab.namespace(self.lab.reference_answers()))
+        assert {g: message for g, (ok, message) in results.items() if not ok} == {}
+
+    def test_reference_module_passes_every_hidden_test(self):
+        ns = {name: getattr(self.lab.reference, name) for name in self.lab.solution_ids}
+        assert all(ok for ok, _ in self.lab.hidden_results(ns).values())
+
+    def test_untouched_stubs_fail_every_hidden_test(self):
+        ns = self.lab.namespace({g: stub(source) for g, source in self.lab.reference_cells().items()})
+        results = self.lab.hidden_results(ns)
+        assert not any(ok for ok, _ in results.values())
+        assert all("NotImplementedError" in message for _, message in results.values()), results
+
+    def test_empty_namespace_fails_every_hidden_test(self):
+        results = self.lab.hidden_results({})
+        assert not any(ok for ok, _ in results.values())
+        assert all("is not defined" in message for _, message in results.values()), results
+
+    def test_fixture_fails_exactly_the_expected_cells(self, fixture_name):
+        results = self.lab.hidden_results(self.lab.submission(fixture_name))
+        failed = {g for g, (ok, _) in results.items() if not ok}
+        assert failed == self.expected_failures[fixture_name], {g: results[g][1] for g in failed}
+        for grade_id in failed:
+            message = results[grade_id][1]
+            assert len(message) > 25 and message[0] != "<", f"{grade_id}: unhelpful message {message!r}"

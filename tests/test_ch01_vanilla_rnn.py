@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 
-from labtests import LabUnderTest, read_fixture, stub
+from labtests import LabContract, LabUnderTest, stub
 from speechcourse.checks import CheckFailed
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradient, numerical_gradients
 from speechcourse.selfcheck import ch01_vanilla_rnn as selfcheck
@@ -23,8 +22,6 @@ from speechcourse.selfcheck import ch01_vanilla_rnn as selfcheck
 SLUG = "ch01_vanilla_rnn"
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "solutions" / SLUG
-NOTEBOOK = LAB / f"{SLUG}.ipynb"
-FIXTURES = ROOT / "tests" / "fixtures" / SLUG
 
 SOLUTION_IDS = ("rnn_step", "rnn_forward", "rnn_backward", "gradient_norms", "clip_gradients")
 # what the notebook's setup cell gives the solution cells
@@ -94,95 +91,22 @@ VISIBLE = {
 VISIBLE_ONLY = {"clip_in_place": {"test_clip_gradients_scales"}}
 
 THIS_LAB = LabUnderTest(SLUG, SOLUTION_IDS, SETUP, selfcheck, VISIBLE)
-HIDDEN, REF = THIS_LAB.hidden, THIS_LAB.reference
+REF = THIS_LAB.reference
 notebook_cells, reference_cells = THIS_LAB.notebook_cells, THIS_LAB.reference_cells
 reference_answers, namespace, submission = THIS_LAB.reference_answers, THIS_LAB.namespace, THIS_LAB.submission
 hidden_results, visible_results = THIS_LAB.hidden_results, THIS_LAB.visible_results
 
 
+class TestLabContract(LabContract):
+    """Notebook, reference, fixtures and hidden tests agree (tests/labtests.py)."""
+    lab, test_points, manual_points = THIS_LAB, TEST_POINTS, MANUAL_POINTS
+    expected_failures = EXPECTED_FAILURES
+    min_mistakes, min_alternatives = 8, 3
+
+
 # -------------------------------------------------------------------- the notebook itself
 
-def test_notebook_cells_and_points():
-    cells = notebook_cells()
-    tests = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
-             if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"}
-    assert tests == TEST_POINTS
-    assert list(HIDDEN) == list(TEST_POINTS), "one hidden test per test cell, in notebook order"
-    manual = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
-              if c.cell_type == "markdown" and c.metadata["nbgrader"]["grade"]}
-    assert manual == MANUAL_POINTS
-    for grade_id in SOLUTION_IDS:
-        meta = cells[grade_id].metadata["nbgrader"]
-        assert meta["solution"] and not meta["grade"] and not meta["locked"]
-    for grade_id in TEST_POINTS:
-        meta, source = cells[grade_id].metadata["nbgrader"], cells[grade_id].source
-        assert meta["locked"] and not meta["solution"]
-        assert f'run_here("{grade_id}", globals())' in source
-        assert source.index("### BEGIN HIDDEN TESTS") < source.index("run_here")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert all(not c.get("outputs") and c.get("execution_count") is None
-               for c in nb.cells if c.cell_type == "code"), "commit the notebook with outputs cleared"
-
-
-def test_solution_cells_are_the_reference():
-    """The notebook's solution cells and reference.py hold the same functions."""
-    ref_source = (LAB / "reference.py").read_text()
-    for grade_id, code in reference_answers().items():
-        assert code.strip() in ref_source, f"solution cell {grade_id} drifted from reference.py"
-
-
-def test_fixture_files_name_solution_cells():
-    files = {p.stem for p in FIXTURES.glob("*.py")}
-    assert files == set(EXPECTED_FAILURES)
-    for name in files:
-        cells = read_fixture(FIXTURES / f"{name}.py")
-        assert cells and set(cells) <= set(SOLUTION_IDS), name
-    for failing in EXPECTED_FAILURES.values():
-        assert failing <= set(TEST_POINTS)
-    assert sum(1 for f in EXPECTED_FAILURES.values() if f) >= 8
-    assert sum(1 for n, f in EXPECTED_FAILURES.items() if n.startswith("ok_") and not f) >= 3
-
-
 # ------------------------------------------------------------------------ hidden tests
-
-def test_reference_passes_every_hidden_test():
-    results = hidden_results(namespace(reference_answers()))
-    assert {g: m for g, (ok, m) in results.items() if not ok} == {}
-
-
-def test_reference_module_passes_every_hidden_test():
-    ns = {name: getattr(REF, name) for name in SOLUTION_IDS}
-    assert all(ok for ok, _ in hidden_results(ns).values())
-
-
-def test_untouched_stubs_fail_every_hidden_test():
-    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
-    with pytest.raises(NotImplementedError):
-        ns["rnn_step"](np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1))
-    results = hidden_results(ns)
-    assert not any(ok for ok, _ in results.values())
-    assert all("NotImplementedError" in message for _, message in results.values())
-
-
-def test_empty_namespace_fails_every_hidden_test():
-    results = hidden_results({})
-    assert not any(ok for ok, _ in results.values())
-    assert all("is not defined" in message for _, message in results.values())
-
-
-@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
-def test_fixture_fails_exactly_the_expected_cells(fixture):
-    results = hidden_results(submission(fixture))
-    failed = {g for g, (ok, _) in results.items() if not ok}
-    assert failed == EXPECTED_FAILURES[fixture], {g: results[g][1] for g in failed}
-    for grade_id in failed:
-        message = results[grade_id][1]
-        assert len(message) > 25 and message[0] != "<", f"{grade_id}: unhelpful message {message!r}"
-    score = sum(p for g, p in TEST_POINTS.items() if g not in failed)
-    expected = sum(TEST_POINTS.values()) - sum(TEST_POINTS[g] for g in EXPECTED_FAILURES[fixture])
-    assert score == expected
-
 
 def test_hidden_tests_do_not_see_argument_mutation_differently():
     """Hidden tests pass copies, so a function that scribbles on its inputs is judged on

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 
-from labtests import LabUnderTest, read_fixture, stub
+from labtests import LabContract, LabUnderTest, stub
 from speechcourse.checks import CheckFailed
 from speechcourse.selfcheck import ch02_seq2seq as selfcheck
 
 SLUG = "ch02_seq2seq"
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "solutions" / SLUG
-NOTEBOOK = LAB / f"{SLUG}.ipynb"
-FIXTURES = ROOT / "tests" / "fixtures" / SLUG
 
 SOLUTION_IDS = ("masked_cross_entropy", "shift_targets", "Encoder", "Decoder", "greedy_decode")
 # what the notebook's setup cell gives the solution cells
@@ -78,45 +75,28 @@ VISIBLE = {
 }
 
 THIS_LAB = LabUnderTest(SLUG, SOLUTION_IDS, SETUP, selfcheck, VISIBLE)
-HIDDEN, REF = THIS_LAB.hidden, THIS_LAB.reference
+REF = THIS_LAB.reference
 notebook_cells, reference_cells = THIS_LAB.notebook_cells, THIS_LAB.reference_cells
 reference_answers, namespace, submission = THIS_LAB.reference_answers, THIS_LAB.namespace, THIS_LAB.submission
 hidden_results, visible_results = THIS_LAB.hidden_results, THIS_LAB.visible_results
 
 
-# -------------------------------------------------------------------- the notebook itself
+class TestLabContract(LabContract):
+    """Notebook, reference, fixtures and hidden tests agree (tests/labtests.py)."""
+    lab, test_points, manual_points = THIS_LAB, TEST_POINTS, MANUAL_POINTS
+    expected_failures = EXPECTED_FAILURES
 
-def test_notebook_cells_and_points():
-    cells = notebook_cells()
-    tests = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
-             if c.metadata["nbgrader"]["grade"] and c.cell_type == "code"}
-    assert tests == TEST_POINTS
-    assert list(HIDDEN) == list(TEST_POINTS), "one hidden test per test cell, in notebook order"
-    manual = {g: c.metadata["nbgrader"]["points"] for g, c in cells.items()
-              if c.cell_type == "markdown" and c.metadata["nbgrader"]["grade"]}
-    assert manual == MANUAL_POINTS
-    for grade_id in SOLUTION_IDS:
-        meta = cells[grade_id].metadata["nbgrader"]
-        assert meta["solution"] and not meta["grade"] and not meta["locked"]
-    for grade_id in TEST_POINTS:
-        meta, source = cells[grade_id].metadata["nbgrader"], cells[grade_id].source
-        assert meta["locked"] and not meta["solution"]
-        assert f'run_here("{grade_id}", globals())' in source
-        assert source.index("### BEGIN HIDDEN TESTS") < source.index("run_here")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert all(not c.get("outputs") and c.get("execution_count") is None
-               for c in nb.cells if c.cell_type == "code"), "commit the notebook with outputs cleared"
-    setup = cells["setup"].source
+
+def test_setup_cell_gives_what_the_solution_cells_need():
+    setup = notebook_cells()["setup"].source
     assert all(line in setup or line.startswith("PAD") for line in SETUP.splitlines())
 
 
-def test_solution_cells_are_the_reference():
-    """The notebook's solution cells and reference.py hold the same functions and classes."""
-    ref_source = (LAB / "reference.py").read_text()
-    for grade_id, code in reference_answers().items():
-        assert code.strip() in ref_source, f"solution cell {grade_id} drifted from reference.py"
+def test_every_mistake_fixture_fails_something():
+    assert all(bool(failing) != name.startswith("ok_") for name, failing in EXPECTED_FAILURES.items())
 
+
+# -------------------------------------------------------------------- the notebook itself
 
 def test_given_layers_survive_the_release():
     """__init__ of Encoder and Decoder is outside the solution region: students get the layers."""
@@ -129,55 +109,7 @@ def test_given_layers_survive_the_release():
         assert "raise NotImplementedError()" in left
 
 
-def test_fixture_files_name_solution_cells():
-    files = {p.stem for p in FIXTURES.glob("*.py")}
-    assert files == set(EXPECTED_FAILURES)
-    for name in files:
-        cells = read_fixture(FIXTURES / f"{name}.py")
-        assert cells and set(cells) <= set(SOLUTION_IDS), name
-    for failing in EXPECTED_FAILURES.values():
-        assert failing <= set(TEST_POINTS)
-    assert sum(1 for f in EXPECTED_FAILURES.values() if f) >= 6
-    assert sum(1 for n, f in EXPECTED_FAILURES.items() if n.startswith("ok_") and not f) >= 2
-    assert all(bool(f) != n.startswith("ok_") for n, f in EXPECTED_FAILURES.items())
-
-
 # ------------------------------------------------------------------------ hidden tests
-
-def test_reference_passes_every_hidden_test():
-    results = hidden_results(namespace(reference_answers()))
-    assert {g: m for g, (ok, m) in results.items() if not ok} == {}
-
-
-def test_reference_module_passes_every_hidden_test():
-    ns = {name: getattr(REF, name) for name in SOLUTION_IDS}
-    assert all(ok for ok, _ in hidden_results(ns).values())
-
-
-def test_untouched_stubs_fail_every_hidden_test():
-    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
-    with pytest.raises(NotImplementedError):
-        ns["masked_cross_entropy"](torch.zeros(1, 1, 13), torch.zeros(1, 1, dtype=torch.long))
-    results = hidden_results(ns)
-    assert not any(ok for ok, _ in results.values())
-    assert all("NotImplementedError" in message for _, message in results.values()), results
-
-
-def test_empty_namespace_fails_every_hidden_test():
-    results = hidden_results({})
-    assert not any(ok for ok, _ in results.values())
-    assert all("is not defined" in message for _, message in results.values()), results
-
-
-@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
-def test_fixture_fails_exactly_the_expected_cells(fixture):
-    results = hidden_results(submission(fixture))
-    failed = {g for g, (ok, _) in results.items() if not ok}
-    assert failed == EXPECTED_FAILURES[fixture], {g: results[g][1] for g in failed}
-    for grade_id in failed:
-        message = results[grade_id][1]
-        assert len(message) > 25 and message[0] != "<", f"{grade_id}: unhelpful message {message!r}"
-
 
 def test_renamed_layers_fail_with_a_message_about_the_names():
     answers = reference_answers()
