@@ -12,7 +12,7 @@ import numpy as np
 from autograder.hidden import hidden_test, load_sibling
 from speechcourse.checks import CheckFailed, expect_close, expect_shape, expect_true
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
-from speechcourse.selfcheck.ch01_vanilla_rnn import torch_rnn_forward
+from speechcourse.selfcheck.ch01_vanilla_rnn import random_problem, torch_rnn_forward
 
 ref = load_sibling(__file__, "reference")
 
@@ -30,22 +30,6 @@ def _close(name, got, expected, what="the expected value"):
     expected = np.asarray(expected, dtype=np.float64)
     scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
     return expect_close(name, got, expected, rtol=1e-4, atol=1e-5 * scale, what=what)
-
-
-def _problem(seed, T, B, D, H, K, scale=1.0):
-    """Random inputs and parameters; ``scale`` > 1 drives tanh into saturation."""
-    rng = np.random.default_rng(seed)
-    params = {
-        "Wxh": scale * rng.standard_normal((D, H)) / np.sqrt(D),
-        "Whh": scale * rng.standard_normal((H, H)) / np.sqrt(H),
-        "Who": rng.standard_normal((H, K)) / np.sqrt(H),
-        "bh": 0.5 * rng.standard_normal(H),
-        "by": 0.5 * rng.standard_normal(K),
-    }
-    xs = rng.standard_normal((T, B, D))  # (T, B, D)
-    h0 = 0.5 * rng.standard_normal((B, H))  # (B, H)
-    dys = rng.standard_normal((T, B, K))  # (T, B, K)
-    return xs, h0, params, dys
 
 
 def _kind(value):
@@ -79,7 +63,7 @@ def _grads_dict(result):
 @hidden_test("test_rnn_step")
 def _(student):
     for seed, (_, B, D, H, _) in enumerate(SHAPES):
-        xs, h0, p, _ = _problem(seed, 1, B, D, H, 2)
+        xs, h0, p, _ = random_problem(seed, 1, B, D, H, 2)
         for scale in (1.0, 3.0):
             Whh = scale * p["Whh"]
             got = _call(student.rnn_step, xs[0], h0, p["Wxh"], Whh, p["bh"])
@@ -93,14 +77,14 @@ def _(student):
 @hidden_test("test_rnn_forward_shapes")
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
-        xs, h0, p, _ = _problem(100 + seed, T, B, D, H, K)
+        xs, h0, p, _ = random_problem(100 + seed, T, B, D, H, K)
         _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
 
 
 @hidden_test("test_rnn_forward_hidden_states")
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES + [(8, 2, 3, 4, 2)]):
-        xs, h0, p, _ = _problem(200 + seed, T, B, D, H, K)
+        xs, h0, p, _ = random_problem(200 + seed, T, B, D, H, K)
         hs, _ = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
         _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
         _close("hs returned by rnn_forward", hs, torch_rnn_forward(xs, h0, p)[0],
@@ -112,7 +96,7 @@ def _(student):
 def _(student):
     """ys = hs @ Who + by, judged on the student's own hs so a wrong hs is not charged twice."""
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
-        xs, h0, p, _ = _problem(300 + seed, T, B, D, H, K)
+        xs, h0, p, _ = random_problem(300 + seed, T, B, D, H, K)
         hs, ys = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
         _close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
                what="hs @ Who + by (computed from your hs)")
@@ -121,7 +105,7 @@ def _(student):
 # ------------------------------------------------------------------------- rnn_backward
 
 def _backward_case(student, seed, T, B, D, H, K, scale=1.0):
-    xs, h0, p, dys = _problem(seed, T, B, D, H, K, scale)
+    xs, h0, p, dys = random_problem(seed, T, B, D, H, K, scale)
     hs, _ = ref.rnn_forward(xs, h0, p)
     got = _grads_dict(_call(student.rnn_backward, xs, h0, p, hs, dys))
     return got, ref.rnn_backward(xs, h0, p, hs, dys)
@@ -163,7 +147,7 @@ def _(student):
     """T > 1: the gradient must also flow from h_t back into h_{t-1}."""
     _recurrent(student, 700, [(5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (9, 2, 3, 3, 2)])
     # and, independently of the reference, against numerical gradients of L = sum(ys * dys)
-    xs, h0, p, dys = _problem(790, 4, 2, 3, 3, 2)
+    xs, h0, p, dys = random_problem(790, 4, 2, 3, 3, 2)
     hs, _ = ref.rnn_forward(xs, h0, p)
     got = _grads_dict(_call(student.rnn_backward, xs, h0, p, hs, dys))
     every = dict(p, h0=h0)

@@ -21,11 +21,15 @@ def _passed(what: str) -> None:
     print(f"✓ {what} passed")
 
 
-def _random_problem(seed=0, T=5, B=2, D=3, H=4, K=2):
+def random_problem(seed=0, T=5, B=2, D=3, H=4, K=2, scale=1.0):
+    """(xs, h0, params, dys): random inputs, weights and upstream gradients of the given sizes.
+
+    ``scale`` > 1 enlarges Wxh and Whh, driving tanh into saturation.
+    """
     rng = np.random.default_rng(seed)
     params = {
-        "Wxh": rng.standard_normal((D, H)) / np.sqrt(D),
-        "Whh": rng.standard_normal((H, H)) / np.sqrt(H),
+        "Wxh": scale * rng.standard_normal((D, H)) / np.sqrt(D),
+        "Whh": scale * rng.standard_normal((H, H)) / np.sqrt(H),
         "Who": rng.standard_normal((H, K)) / np.sqrt(H),
         "bh": 0.5 * rng.standard_normal(H),
         "by": 0.5 * rng.standard_normal(K),
@@ -103,7 +107,7 @@ def check_rnn_step(rnn_step) -> None:
                           "h_prev @ Whh (Whh is (H, H), indexed [from, to]).")
     expect_close("rnn_step on the hand-worked example", got, np.tanh(a),
                  what="tanh([0.6, 1.4, -0.6])")
-    xs, h0, p, _ = _random_problem(seed=1, T=1, B=3, D=2, H=5)
+    xs, h0, p, _ = random_problem(seed=1, T=1, B=3, D=2, H=5)
     got = expect_shape("rnn_step(x_t, h_prev, ...)", rnn_step(xs[0], h0, p["Wxh"], p["Whh"], p["bh"]),
                        (3, 5), "B, H")
     expect_close("rnn_step on a random batch", got, torch_rnn_forward(xs, h0, p)[0][0],
@@ -115,7 +119,7 @@ def check_rnn_step(rnn_step) -> None:
 
 def check_rnn_forward_shapes(rnn_forward) -> None:
     for T, B, D, H, K in [(5, 2, 3, 4, 6), (1, 1, 2, 3, 2)]:
-        xs, h0, p, _ = _random_problem(seed=2, T=T, B=B, D=D, H=H, K=K)
+        xs, h0, p, _ = random_problem(seed=2, T=T, B=B, D=D, H=H, K=K)
         _run_forward(rnn_forward, xs, h0, p)
     _passed("rnn_forward shapes")
 
@@ -123,7 +127,7 @@ def check_rnn_forward_shapes(rnn_forward) -> None:
 def check_rnn_forward_hidden_states(rnn_forward) -> None:
     """hs against torch.nn.RNN loaded with the same weights."""
     for seed, (T, B, D, H, K) in enumerate([(6, 2, 3, 4, 2), (4, 1, 5, 3, 2)]):
-        xs, h0, p, _ = _random_problem(seed=3 + seed, T=T, B=B, D=D, H=H, K=K)
+        xs, h0, p, _ = random_problem(seed=3 + seed, T=T, B=B, D=D, H=H, K=K)
         hs, _ = _run_forward(rnn_forward, xs, h0, p)
         hs_torch, _ = torch_rnn_forward(xs, h0, p)
         if np.allclose(hs[0], hs_torch[0], atol=1e-4) and not np.allclose(hs, hs_torch, atol=1e-4):
@@ -143,7 +147,7 @@ def check_rnn_forward_hidden_states(rnn_forward) -> None:
 
 
 def check_rnn_forward_outputs(rnn_forward) -> None:
-    xs, h0, p, _ = _random_problem(seed=5, T=4, B=3, D=2, H=5, K=3)
+    xs, h0, p, _ = random_problem(seed=5, T=4, B=3, D=2, H=5, K=3)
     hs, ys = _run_forward(rnn_forward, xs, h0, p)
     expect_close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
                  what="hs @ Who + by (from your own hs)")
@@ -173,7 +177,7 @@ def _numerical(xs, h0, p, dys, names):
 
 
 def _backward(rnn_backward, seed, T, B, D, H, K, names):
-    xs, h0, p, dys = _random_problem(seed=seed, T=T, B=B, D=D, H=H, K=K)
+    xs, h0, p, dys = random_problem(seed=seed, T=T, B=B, D=D, H=H, K=K)
     numeric = _numerical(xs, h0, p, dys, names)
     hs, _ = torch_rnn_forward(xs, h0, p)
     got = _grads(rnn_backward(xs.copy(), h0.copy(), copy.deepcopy(p), hs.copy(), dys.copy()))
@@ -182,7 +186,7 @@ def _backward(rnn_backward, seed, T, B, D, H, K, names):
 
 
 def check_rnn_backward_shapes(rnn_backward) -> None:
-    xs, h0, p, dys = _random_problem(seed=6, T=3, B=2, D=3, H=4, K=5)
+    xs, h0, p, dys = random_problem(seed=6, T=3, B=2, D=3, H=4, K=5)
     hs, _ = torch_rnn_forward(xs, h0, p)
     got = _grads(rnn_backward(xs, h0, p, hs, dys))
     for name in GRAD_NAMES:
