@@ -13,7 +13,10 @@ class CheckFailed(AssertionError):
     """A check failed; the message says what was expected and what came back."""
 
 
-def _describe(value) -> str:
+def describe(value) -> str:
+    """What ``value`` is, in words, for a failure message: "a tuple of length 3", "an array of shape ..."."""
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     return f"a {type(value).__name__}"
@@ -26,7 +29,7 @@ def as_array(name: str, value) -> np.ndarray:
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         value = np.asarray(value)
     if type(value) is not np.ndarray:
-        raise CheckFailed(f"{name}: expected a numpy array, got {_describe(value)}.")
+        raise CheckFailed(f"{name}: expected a numpy array, got {describe(value)}.")
     if value.dtype.kind not in "fiu":
         raise CheckFailed(f"{name}: expected a numeric array, got dtype {value.dtype}.")
     return value.astype(np.float64)

@@ -10,9 +10,9 @@ import copy
 import numpy as np
 
 from autograder.hidden import hidden_test, load_sibling
-from speechcourse.checks import CheckFailed, expect_close, expect_shape, expect_true
+from speechcourse.checks import describe, expect_close, expect_shape, expect_true
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
-from speechcourse.selfcheck.ch01_vanilla_rnn import random_problem, torch_rnn_forward
+from speechcourse.selfcheck.ch01_vanilla_rnn import forward_pair, random_problem, torch_rnn_forward
 
 ref = load_sibling(__file__, "reference")
 
@@ -32,26 +32,9 @@ def _close(name, got, expected, what="the expected value"):
     return expect_close(name, got, expected, rtol=1e-4, atol=1e-5 * scale, what=what)
 
 
-def _kind(value):
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of length {len(value)}"
-    return f"a {type(value).__name__}"
-
-
-def _forward_pair(result, T, B, H, K):
-    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"rnn_forward should return a pair (hs, ys), got {_kind(result)}.")
-    if getattr(result[0], "ndim", 0) == 3 and result[0].shape[0] == T + 1:
-        raise CheckFailed(f"hs returned by rnn_forward has T + 1 = {T + 1} states: leave h0 "
-                          "out, hs[t] is the state after reading xs[t].")
-    hs = expect_shape("hs returned by rnn_forward", result[0], (T, B, H), "T, B, H")
-    ys = expect_shape("ys returned by rnn_forward", result[1], (T, B, K), "T, B, K")
-    return hs, ys
-
-
 def _grads_dict(result):
     expect_true(isinstance(result, dict),
-                f"rnn_backward should return a dict of gradients, got {_kind(result)}.")
+                f"rnn_backward should return a dict of gradients, got {describe(result)}.")
     missing = [name for name in GRAD_NAMES if name not in result]
     expect_true(not missing,
                 f"rnn_backward's dict is missing the key(s) {missing}; it needs {list(GRAD_NAMES)}.")
@@ -78,14 +61,14 @@ def _(student):
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
         xs, h0, p, _ = random_problem(100 + seed, T, B, D, H, K)
-        _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
 
 
 @hidden_test("test_rnn_forward_hidden_states")
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES + [(8, 2, 3, 4, 2)]):
         xs, h0, p, _ = random_problem(200 + seed, T, B, D, H, K)
-        hs, _ = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        hs, _ = forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
         _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
         _close("hs returned by rnn_forward", hs, torch_rnn_forward(xs, h0, p)[0],
                what="torch.nn.RNN given the same weights")
@@ -97,7 +80,7 @@ def _(student):
     """ys = hs @ Who + by, judged on the student's own hs so a wrong hs is not charged twice."""
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
         xs, h0, p, _ = random_problem(300 + seed, T, B, D, H, K)
-        hs, ys = _forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        hs, ys = forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
         _close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
                what="hs @ Who + by (computed from your hs)")
 
@@ -202,7 +185,7 @@ def _grads(seed, sizes):
 def _clipped(student, grads, max_norm):
     got = _call(student.clip_gradients, grads, max_norm)
     expect_true(isinstance(got, dict),
-                f"clip_gradients should return a dict of gradients, got {_kind(got)}.")
+                f"clip_gradients should return a dict of gradients, got {describe(got)}.")
     expect_true(set(got) == set(grads),
                 f"clip_gradients should return the same keys it was given, {sorted(grads)}; "
                 f"got {sorted(got)}.")

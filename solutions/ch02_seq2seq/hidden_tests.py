@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from autograder.hidden import StudentError, hidden_test, load_sibling
-from speechcourse.checks import CheckFailed, as_array, expect_close, expect_shape, expect_true
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
 
 ref = load_sibling(__file__, "reference")
 PAD, BOS, EOS, V = 0, 1, 2, 13
@@ -60,15 +60,9 @@ def _frames(seed, lengths, F, extra=0):
     return torch.from_numpy(x), torch.from_numpy(lengths)
 
 
-def _kind(value):
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of length {len(value)}"
-    return f"a {type(value).__name__}"
-
-
 def _pair(name, result):
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"{name} should return a pair, got {_kind(result)}.")
+                f"{name} should return a pair, got {describe(result)}.")
     return result
 
 
@@ -277,7 +271,7 @@ def _eos_problem(seed, emb, H, B, max_len):
 
 def _sequences(name, result, B):
     expect_true(isinstance(result, (list, tuple)) and len(result) == B,
-                f"{name} should return a list of B = {B} lists of token ids, got {_kind(result)}.")
+                f"{name} should return a list of B = {B} lists of token ids, got {describe(result)}.")
     sequences = []
     for b, seq in enumerate(result):
         array = np.asarray(seq if not isinstance(seq, (list, tuple)) else [np.asarray(t).item() for t in seq])

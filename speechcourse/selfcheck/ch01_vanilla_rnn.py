@@ -11,7 +11,7 @@ import copy
 
 import numpy as np
 
-from speechcourse.checks import CheckFailed, as_array, expect_close, expect_shape, expect_true
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
 
 GRAD_NAMES = ("Wxh", "Whh", "Who", "bh", "by", "h0")
@@ -72,12 +72,13 @@ def _run_forward(rnn_forward, xs, h0, params):
             f"rnn_forward raised {type(error).__name__} ({error}) on xs of shape "
             f"(T, B, D) = {xs.shape} and h0 of shape (B, H) = {h0.shape}. xs is "
             "time-major: xs[t] is the (B, D) batch of inputs at time t.") from error
-    return _pair(result, T, B, H, K)
+    return forward_pair(result, T, B, H, K)
 
 
-def _pair(result, T, B, H, K):
+def forward_pair(result, T, B, H, K):
+    """(hs, ys) from what rnn_forward returned, or a failure saying what is wrong with it."""
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                "rnn_forward should return a pair: `return hs, ys`.")
+                f"rnn_forward should return a pair (`return hs, ys`), got {describe(result)}.")
     if getattr(result[0], "ndim", 0) == 3 and result[0].shape[0] == T + 1:
         raise CheckFailed(f"hs returned by rnn_forward has T + 1 = {T + 1} states: leave h0 "
                           "out, hs[t] is the state after reading xs[t].")
