@@ -1,6 +1,6 @@
 """Chapter 2's measurement: accuracy against utterance length, seq2seq without attention.
 
-Trains `speechcourse.seq2seq.Seq2Seq` (a bidirectional GRU encoder whose final states are
+Trains `speechmodels.seq2seq.Seq2Seq` (a bidirectional GRU encoder whose final states are
 the one fixed-size context vector, and a GRU decoder that sees that context at every step)
 on the training split for a fixed number of steps, then decodes the length-stratified
 test set (voices never heard in training) greedily and scores whole digit strings.
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from speechcourse.corpus import load_split
-from speechcourse.seq2seq import Seq2Seq, accuracy_by_length, train
+from speechmodels.seq2seq import Seq2Seq, accuracy_by_length, train
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "results" / "ch02_bottleneck.json"
