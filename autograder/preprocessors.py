@@ -19,6 +19,7 @@ from traitlets import Int, Unicode
 
 from .hidden import load_hidden_tests
 from .sandbox import Limits, Verdict, grade_in_sandbox
+from .skipping import SKIPPED_NOTE, should_skip, skipped_sources
 
 NOTES_KEY = "autograder"   # notebook metadata the intake fills: {"notes": [...]}
 
@@ -35,20 +36,23 @@ class TrustedExecute(NbGraderPreprocessor):
     cell_timeout = Int(Limits.cell_timeout, help="seconds per cell").tag(config=True)
     call_timeout = Int(Limits.call_timeout, help="seconds per call to a student function").tag(config=True)
     notebook_budget = Int(Limits.notebook_budget, help="seconds per notebook").tag(config=True)
+    sandbox_uid = Int(Limits.uid, help="the sandbox's unprivileged uid (one per parallel job)").tag(config=True)
 
     def preprocess(self, nb, resources):
         lab = resources["nbgrader"]["assignment"]
         tests = load_hidden_tests(Path(self.solutions_directory) / lab)
+        given = skipped_sources(Path(self.solutions_directory) / lab / f"{lab}.ipynb")   # skip-when-grading
+        skipped = {index for index, cell in enumerate(nb.cells) if should_skip(cell, given)}
         cells = []
         for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
+            if cell.cell_type != "code" or index in skipped:
                 continue
             if utils.is_grade(cell) and not utils.is_solution(cell):
                 cells.append({"index": index, "kind": "test", "grade_id": cell.metadata.nbgrader["grade_id"]})
             else:
                 cells.append({"index": index, "kind": "code", "source": cell.source})
         limits = Limits(cell_timeout=self.cell_timeout, call_timeout=self.call_timeout,
-                        notebook_budget=self.notebook_budget)
+                        notebook_budget=self.notebook_budget, uid=self.sandbox_uid)
         report = grade_in_sandbox(cells, tests, limits)
 
         for index, cell in enumerate(nb.cells):
@@ -61,6 +65,8 @@ class TrustedExecute(NbGraderPreprocessor):
                     grade_id, Verdict(False, f"the course has no hidden test for {grade_id}"))
                 cell.outputs = ([new_output("stream", name="stdout", text=f"✓ {grade_id} passed\n")]
                                 if verdict.passed else [_failure(verdict.message)])
+            elif index in skipped:
+                cell.outputs = [new_output("stream", name="stdout", text=SKIPPED_NOTE + "\n")]
             elif index in report.cell_errors:
                 cell.outputs = [new_output("stream", name="stdout",
                                            text=f"When graded, this cell failed: {report.cell_errors[index]}\n")]
