@@ -18,6 +18,7 @@ from labtests import LabContract, LabUnderTest, stub
 from speechcourse.checks import CheckFailed
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradient, numerical_gradients
 from speechcourse.selfcheck import ch01_vanilla_rnn as selfcheck
+from speechmodels.rnn import torch_rnn_forward
 
 SLUG = "ch01_vanilla_rnn"
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +140,7 @@ def _problem(seed=0, T=6, B=3, D=4, H=5, K=3):
 def test_reference_forward_matches_torch_rnn():
     xs, h0, p, _ = _problem()
     hs, ys = REF.rnn_forward(xs, h0, p)
-    hs_torch, ys_torch = selfcheck.torch_rnn_forward(xs, h0, p)
+    hs_torch, ys_torch = torch_rnn_forward(xs, h0, p)
     np.testing.assert_allclose(hs, hs_torch, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ys, ys_torch, rtol=1e-10, atol=1e-12)
 
@@ -249,3 +250,37 @@ def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
         assert type(error) is not AssertionError, f"{grade_id}: bare AssertionError"
         if isinstance(error, CheckFailed):
             assert len(str(error)) > 25
+
+
+def test_self_check_data_is_what_the_reference_computes():
+    """The self-checks' expected values (shipped to students) are the reference's answers."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("selfcheck_data", LAB / "selfcheck_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.build()
+    with np.load(selfcheck.DATA) as committed:
+        assert set(committed.files) == set(built)
+        for key, value in built.items():
+            np.testing.assert_allclose(committed[key], value, rtol=1e-12, atol=1e-14, err_msg=key)
+
+
+def test_self_check_module_computes_no_answer():
+    """Nothing in the shipped self-check runs an RNN: no torch, no tanh recurrence over xs."""
+    source = Path(selfcheck.__file__).read_text()
+    assert "import torch" not in source and "torch." not in source
+    assert "rnn_step(" not in source.replace("def check_rnn_step(", "").replace("rnn_step(x", "")
+
+
+@pytest.mark.parametrize("fixture, words", [
+    ("bias_grad_mean_over_batch", "averaged over the batch"),
+    ("dh_next_dropped", "right for a single step"),
+    ("tanh_derivative_wrong", "behind the tanh"),
+    ("dwhh_uses_current_state", "only the gradient for Whh"),
+])
+def test_backward_mistakes_are_named_in_words(fixture, words):
+    """Visible self-check and hidden test both name the mistake, not just a number."""
+    visible = visible_results(submission(fixture))
+    hidden = hidden_results(submission(fixture))
+    assert any(words in str(e) for e in visible.values() if e is not None), visible
+    assert any(words in message for ok, message in hidden.values() if not ok), hidden

@@ -12,7 +12,8 @@ import numpy as np
 from autograder.hidden import hidden_test, load_sibling
 from speechcourse.checks import describe, expect_close, expect_shape, expect_true
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
-from speechcourse.selfcheck.ch01_vanilla_rnn import forward_pair, random_problem, torch_rnn_forward
+from speechcourse.selfcheck.ch01_vanilla_rnn import explain_backward, forward_pair, random_problem
+from speechmodels.rnn import torch_rnn_forward
 
 ref = load_sibling(__file__, "reference")
 
@@ -106,6 +107,7 @@ def _(student):
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
         got, want = _backward_case(student, 500 + seed, T, B, D, H, K)
+        explain_backward(got, want, T, B, ("Who", "by"))
         for name in ("Who", "by"):
             _close(f"gradient for {name}", got[name], want[name], what="the correct gradient")
 
@@ -114,9 +116,18 @@ def _recurrent(student, seed_base, shapes):
     for seed, (T, B, D, H, K) in enumerate(shapes):
         for scale in (1.0, 2.5):
             got, want = _backward_case(student, seed_base + seed, T, B, D, H, K, scale)
+            # the same worded diagnosis as the self-check (a missing dh_next shows as right at T = 1)
+            single = T == 1 or _right_for_one_step(student, seed_base + seed, B, D, H, K, scale)
+            explain_backward(got, want, T, B, ("Wxh", "Whh", "bh", "h0"), single)
             for name in ("Wxh", "Whh", "bh", "h0"):
                 _close(f"gradient for {name} (T = {T})", got[name], want[name],
                        what="the correct gradient")
+
+
+def _right_for_one_step(student, seed, B, D, H, K, scale):
+    got, want = _backward_case(student, seed, 1, B, D, H, K, scale)
+    return all(np.allclose(got[n], want[n], rtol=1e-4, atol=1e-5 * max(1.0, np.abs(want[n]).max()))
+               for n in ("Wxh", "Whh", "bh", "h0"))
 
 
 @hidden_test("test_rnn_backward_one_step")

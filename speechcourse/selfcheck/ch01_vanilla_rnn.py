@@ -1,24 +1,39 @@
 """Visible self-checks of lab 1 (vanilla RNN).
 
 They run in your notebook and explain in words what is wrong. They use small cases
-worked out by hand, PyTorch's own ``torch.nn.RNN`` as an independent implementation of
-the forward pass, and numerical gradients (``speechcourse.gradcheck``) for the backward
-pass. Passing them is a good sign, not a guarantee: the grader tests more cases.
+worked out by hand, properties any correct answer has, and expected values precomputed
+by the course's reference implementation on the checks' own small problems (stored in
+``ch01_vanilla_rnn.npz`` next to this file; the reference itself is not shipped). The
+reference's gradients are themselves checked against numerical gradients
+(``speechcourse.gradcheck``), which you can use on your own code too. Passing the checks
+is a good sign, not a guarantee: the grader tests more cases.
 """
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
-from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
+from speechcourse.selfcheck import self_check
 
 GRAD_NAMES = ("Wxh", "Whh", "Who", "bh", "by", "h0")
+DATA = Path(__file__).with_suffix(".npz")
+
+# The problems the checks pose (random_problem's arguments); their answers are in DATA.
+STEP_CASE = dict(seed=1, T=1, B=3, D=2, H=5)
+FORWARD_CASES = {"forward0": dict(seed=3, T=6, B=2, D=3, H=4, K=2),
+                 "forward1": dict(seed=4, T=4, B=1, D=5, H=3, K=2)}
+BACKWARD_CASES = {"output_layer": dict(seed=7, T=4, B=3, D=2, H=3, K=2),
+                  "one_step": dict(seed=8, T=1, B=3, D=2, H=4, K=2),
+                  "time_one_step": dict(seed=9, T=1, B=2, D=3, H=4, K=2),
+                  "through_time": dict(seed=9, T=5, B=2, D=3, H=4, K=2)}
 
 
-def _passed(what: str) -> None:
-    print(f"✓ {what} passed")
+def _expected(key: str) -> np.ndarray:
+    with np.load(DATA) as data:
+        return data[key]
 
 
 def random_problem(seed=0, T=5, B=2, D=3, H=4, K=2, scale=1.0):
@@ -38,27 +53,6 @@ def random_problem(seed=0, T=5, B=2, D=3, H=4, K=2, scale=1.0):
     h0 = 0.5 * rng.standard_normal((B, H))  # (B, H)
     dys = rng.standard_normal((T, B, K))  # (T, B, K)
     return xs, h0, params, dys
-
-
-def torch_rnn_forward(xs, h0, params):
-    """hs and ys from torch.nn.RNN + torch.nn.Linear loaded with the same weights."""
-    import torch
-
-    T, B, D = xs.shape
-    H, K = params["Who"].shape
-    rnn = torch.nn.RNN(D, H, nonlinearity="tanh", dtype=torch.float64)
-    out = torch.nn.Linear(H, K, dtype=torch.float64)
-    with torch.no_grad():
-        # torch keeps column-vector weights: weight_ih is (H, D) = Wxh.T; it has two biases
-        rnn.weight_ih_l0.copy_(torch.from_numpy(params["Wxh"].T))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(params["Whh"].T))
-        rnn.bias_ih_l0.copy_(torch.from_numpy(params["bh"]))
-        rnn.bias_hh_l0.zero_()
-        out.weight.copy_(torch.from_numpy(params["Who"].T))
-        out.bias.copy_(torch.from_numpy(params["by"]))
-        hs, _ = rnn(torch.from_numpy(xs), torch.from_numpy(h0)[None])  # (T, B, H)
-        ys = out(hs)  # (T, B, K)
-    return hs.numpy(), ys.numpy()
 
 
 def _run_forward(rnn_forward, xs, h0, params):
@@ -87,10 +81,17 @@ def forward_pair(result, T, B, H, K):
     return hs, ys
 
 
+def _close(got, want, rtol=1e-4, atol=1e-5) -> bool:
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=rtol, atol=atol * scale))
+
+
 # ----------------------------------------------------------------------------- rnn_step
 
+@self_check("rnn_step")
 def check_rnn_step(rnn_step) -> None:
-    """A step worked out by hand, then a random step against torch.nn.RNN."""
+    """A step worked out by hand, then a random step against the precomputed answer."""
     x = np.array([[1.0, -1.0]])  # (B, D) = (1, 2)
     h = np.array([[0.5, 0.0, -0.5]])  # (B, H) = (1, 3)
     Wxh = np.array([[0.1, 0.2, 0.3], [0.0, -0.1, 0.2]])  # (D, H)
@@ -108,131 +109,195 @@ def check_rnn_step(rnn_step) -> None:
                           "h_prev @ Whh (Whh is (H, H), indexed [from, to]).")
     expect_close("rnn_step on the hand-worked example", got, np.tanh(a),
                  what="tanh([0.6, 1.4, -0.6])")
-    xs, h0, p, _ = random_problem(seed=1, T=1, B=3, D=2, H=5)
+    xs, h0, p, _ = random_problem(**STEP_CASE)
     got = expect_shape("rnn_step(x_t, h_prev, ...)", rnn_step(xs[0], h0, p["Wxh"], p["Whh"], p["bh"]),
                        (3, 5), "B, H")
-    expect_close("rnn_step on a random batch", got, torch_rnn_forward(xs, h0, p)[0][0],
-                 what="torch.nn.RNN's first step")
-    _passed("rnn_step")
+    expect_close("rnn_step on a random batch of 3", got, _expected("step/h"))
 
 
 # -------------------------------------------------------------------------- rnn_forward
 
+@self_check("rnn_forward shapes")
 def check_rnn_forward_shapes(rnn_forward) -> None:
     for T, B, D, H, K in [(5, 2, 3, 4, 6), (1, 1, 2, 3, 2)]:
         xs, h0, p, _ = random_problem(seed=2, T=T, B=B, D=D, H=H, K=K)
         _run_forward(rnn_forward, xs, h0, p)
-    _passed("rnn_forward shapes")
 
 
+@self_check("rnn_forward hidden states")
 def check_rnn_forward_hidden_states(rnn_forward) -> None:
-    """hs against torch.nn.RNN loaded with the same weights."""
-    for seed, (T, B, D, H, K) in enumerate([(6, 2, 3, 4, 2), (4, 1, 5, 3, 2)]):
-        xs, h0, p, _ = random_problem(seed=3 + seed, T=T, B=B, D=D, H=H, K=K)
+    """hs against the precomputed states of the same problem."""
+    for case, sizes in FORWARD_CASES.items():
+        xs, h0, p, _ = random_problem(**sizes)
         hs, _ = _run_forward(rnn_forward, xs, h0, p)
-        hs_torch, _ = torch_rnn_forward(xs, h0, p)
-        if np.allclose(hs[0], hs_torch[0], atol=1e-4) and not np.allclose(hs, hs_torch, atol=1e-4):
-            step = int(np.argmax([not np.allclose(a, b, atol=1e-4) for a, b in zip(hs, hs_torch)]))
+        want = _expected(f"{case}/hs")
+        if np.allclose(hs[0], want[0], atol=1e-4) and not np.allclose(hs, want, atol=1e-4):
+            step = int(np.argmax([not np.allclose(a, b, atol=1e-4) for a, b in zip(hs, want)]))
             raise CheckFailed(
                 f"hs[0] = h_1 is right but hs[{step}] = h_{step + 1} is not: each step must "
                 "start from the hidden state the previous step produced (not from h0).")
         if np.allclose(hs[0], h0):
             raise CheckFailed("hs[0] is h0: hs should hold h_1..h_T, the states after each "
                               "input, not the initial state.")
-        if not np.allclose(hs[0], hs_torch[0], atol=1e-4):
+        if not np.allclose(hs[0], want[0], atol=1e-4):
             raise CheckFailed("hs[0] should be h_1 = rnn_step(xs[0], h0, Wxh, Whh, bh), the "
                               "state after the first input, but it is not. Make check_rnn_step "
                               "pass first, then check that step t reads xs[t] (xs is (T, B, D)).")
-        expect_close("hs returned by rnn_forward", hs, hs_torch, what="torch.nn.RNN's hidden states")
-    _passed("rnn_forward hidden states (matches torch.nn.RNN)")
+        expect_close("hs returned by rnn_forward", hs, want, what="the expected hidden states")
 
 
+@self_check("rnn_forward outputs")
 def check_rnn_forward_outputs(rnn_forward) -> None:
     xs, h0, p, _ = random_problem(seed=5, T=4, B=3, D=2, H=5, K=3)
     hs, ys = _run_forward(rnn_forward, xs, h0, p)
     expect_close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
                  what="hs @ Who + by (from your own hs)")
-    _passed("rnn_forward outputs")
 
 
 # ------------------------------------------------------------------------- rnn_backward
 
-def _grads(result):
-    expect_true(isinstance(result, dict), "rnn_backward should return a dict of gradients.")
+def grads_dict(result) -> dict:
+    """The dict rnn_backward returned, or a failure saying what is wrong with it."""
+    expect_true(isinstance(result, dict),
+                f"rnn_backward should return a dict of gradients, got {describe(result)}.")
     missing = [name for name in GRAD_NAMES if name not in result]
-    expect_true(not missing, f"rnn_backward's dict is missing {missing}; it needs {list(GRAD_NAMES)}.")
+    expect_true(not missing,
+                f"rnn_backward's dict is missing the key(s) {missing}; it needs {list(GRAD_NAMES)}.")
     return result
 
 
-def _numerical(xs, h0, p, dys, names):
-    """Numerical gradients of L = sum(ys * dys), with torch.nn.RNN as the forward pass.
+def explain_backward(got: dict, want: dict, T: int, B: int, names=GRAD_NAMES,
+                     single_step_right: bool | None = None) -> None:
+    """Name a known BPTT mistake in words, or return quietly.
 
-    The forward pass is torch's, in float64, so the check does not depend on your
-    rnn_forward and a float32 implementation of rnn_backward is judged fairly.
+    ``got`` is what rnn_backward returned and ``want`` the correct gradients of the same
+    problem (T steps, batch B). ``single_step_right`` says whether the same function was
+    right on a one-step problem, which tells a missing dh_next apart from other mistakes.
+    Shared by the visible self-checks and the hidden tests, so both say the same thing.
     """
-    def loss(values):
-        _, ys = torch_rnn_forward(xs, values["h0"], {k: values[k] for k in p})
-        return float(np.sum(ys * dys))
+    wrong = [n for n in names if not _close(as_array(f"gradient for {n}", got[n]), want[n])]
+    if not wrong:
+        return
+    for name in ("bh", "by"):
+        if name in wrong and B > 1 and _close(as_array(name, got[name]) * B, want[name]):
+            raise CheckFailed(
+                f"the gradient for {name} is 1/B = 1/{B} of the expected one: you averaged over "
+                f"the batch. A bias is shared by every sequence of the batch (and every time "
+                f"step), so its gradient is the sum: .sum(axis=0), not .mean(axis=0).")
+    recurrent = {"Wxh", "Whh", "bh", "h0"}
+    if T > 1 and single_step_right and set(wrong) <= recurrent:
+        raise CheckFailed(
+            f"your gradients are right for a single step (T = 1) but not over T = {T} steps "
+            f"(wrong: {', '.join(wrong)}): the gradient from the future is missing. dL/dh_t is "
+            f"dys[t] @ Who.T + dh_next, where dh_next = da_(t+1) @ Whh.T is carried back from "
+            f"step t + 1 (zero after the last step).")
+    if wrong == ["Whh"]:
+        raise CheckFailed(
+            "only the gradient for Whh is wrong. It pairs da_t with the state Whh multiplied, "
+            "h_(t-1): that is hs[t-1] for t > 0 but h0 for t = 0 (hs[-1] is the LAST state in "
+            "Python, not h0), and never hs[t].")
+    if wrong == ["h0"]:
+        raise CheckFailed(
+            "only the gradient for h0 is wrong: it is the dh_next left after the step t = 0, "
+            "da_1 @ Whh.T, i.e. what would flow on to the state before the first one.")
+    if not {"Who", "by"} & set(wrong) and {"Wxh", "bh"} <= set(wrong):
+        raise CheckFailed(
+            f"the gradients behind the tanh are wrong ({', '.join(wrong)})"
+            f"{' even for one step' if T == 1 else ''}. Check "
+            f"da_t = dh_t * (1 - hs[t]**2): the derivative of tanh written with its output "
+            f"h_t = hs[t] (not the pre-activation, not 1 - h_t, not hs[t-1]), and dh_t = "
+            f"dys[t] @ Who.T (+ dh_next).")
+    if set(wrong) & {"Who", "by"}:
+        raise CheckFailed(
+            f"the output layer's gradient for {' and '.join(n for n in ('Who', 'by') if n in wrong)} "
+            f"is wrong. Both are sums over every time step and every sequence: "
+            f"dWho += hs[t].T @ dys[t] and dby += dys[t].sum(axis=0), for each t.")
 
-    return numerical_gradients(loss, {**p, "h0": h0}, names)
 
-
-def _backward(rnn_backward, seed, T, B, D, H, K, names):
-    xs, h0, p, dys = random_problem(seed=seed, T=T, B=B, D=D, H=H, K=K)
-    numeric = _numerical(xs, h0, p, dys, names)
-    hs, _ = torch_rnn_forward(xs, h0, p)
-    got = _grads(rnn_backward(xs.copy(), h0.copy(), copy.deepcopy(p), hs.copy(), dys.copy()))
+def _backward_case(rnn_backward, case, names, single_step_right=None):
+    """Run the student's rnn_backward on a stored problem; explain or compare each gradient."""
+    sizes = BACKWARD_CASES[case]
+    xs, h0, p, dys = random_problem(**sizes)
+    hs = _expected(f"{case}/hs")
+    got = grads_dict(rnn_backward(xs.copy(), h0.copy(), copy.deepcopy(p), hs.copy(), dys.copy()))
+    want = {name: _expected(f"{case}/{name}") for name in GRAD_NAMES}
     for name in names:
-        expect_gradient_close(f"{name} (T = {T}, B = {B})", got[name], numeric[name])
+        expect_shape(f"rnn_backward(...)[{name!r}]", got[name], want[name].shape)
+    explain_backward(got, want, sizes["T"], sizes["B"], names, single_step_right)
+    for name in names:
+        expect_close(f"gradient for {name} (T = {sizes['T']}, B = {sizes['B']})", got[name],
+                     want[name], rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(want[name]).max())),
+                     what="the expected gradient")
 
 
+def _right(rnn_backward, case, names) -> bool:
+    try:
+        _backward_case(rnn_backward, case, names)
+    except CheckFailed:
+        return False
+    return True
+
+
+@self_check("rnn_backward shapes")
 def check_rnn_backward_shapes(rnn_backward) -> None:
     xs, h0, p, dys = random_problem(seed=6, T=3, B=2, D=3, H=4, K=5)
-    hs, _ = torch_rnn_forward(xs, h0, p)
-    got = _grads(rnn_backward(xs, h0, p, hs, dys))
+    hs = np.tanh(xs[..., :1] * np.ones(4))  # (T, B, H): any states of the right shape do here
+    got = grads_dict(rnn_backward(xs, h0, p, hs, dys))
     for name in GRAD_NAMES:
         want = (h0 if name == "h0" else p[name]).shape
         expect_shape(f"rnn_backward(...)[{name!r}]", got[name], want)
-    _passed("rnn_backward shapes")
 
 
+@self_check("rnn_backward output layer (Who, by)")
 def check_rnn_backward_output_layer(rnn_backward) -> None:
-    """dL/dWho and dL/dby against numerical gradients."""
-    _backward(rnn_backward, 7, 4, 3, 2, 3, 2, ("Who", "by"))
-    _passed("rnn_backward output layer (Who, by)")
+    """dL/dWho and dL/dby."""
+    _backward_case(rnn_backward, "output_layer", ("Who", "by"))
 
 
+@self_check("rnn_backward one step (Wxh, Whh, bh, h0)")
 def check_rnn_backward_one_step(rnn_backward) -> None:
     """T = 1: through tanh into Wxh, Whh, bh and h0."""
-    _backward(rnn_backward, 8, 1, 3, 2, 4, 2, ("Wxh", "Whh", "bh", "h0"))
-    _passed("rnn_backward one step (Wxh, Whh, bh, h0)")
+    _backward_case(rnn_backward, "one_step", ("Wxh", "Whh", "bh", "h0"))
 
 
+@self_check("rnn_backward through time (Wxh, Whh, bh, h0)")
 def check_rnn_backward_through_time(rnn_backward) -> None:
     """T > 1: the gradient has to flow back through the hidden states."""
-    _backward(rnn_backward, 9, 5, 2, 3, 4, 2, ("Wxh", "Whh", "bh", "h0"))
-    _passed("rnn_backward through time (Wxh, Whh, bh, h0)")
+    names = ("Wxh", "Whh", "bh", "h0")
+    single = _right(rnn_backward, "time_one_step", names)
+    _backward_case(rnn_backward, "through_time", names, single_step_right=single)
 
 
 # ----------------------------------------------------------------------- gradient_norms
 
+def _numbers(values) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in np.asarray(values, dtype=float).ravel()) + "]"
+
+
+@self_check("gradient_norms shape")
 def check_gradient_norms_shape(gradient_norms) -> None:
     rng = np.random.default_rng(10)
-    # h = 0 and Whh = I / 2: the norm halves at each step back, [n/8, n/4, n/2, n]
     hs, Whh, dh_last = np.zeros((4, 2, 3)), 0.5 * np.eye(3), rng.standard_normal((2, 3))
     got = expect_shape("gradient_norms(hs, Whh, dh_last)", gradient_norms(hs, Whh, dh_last), (4,), "T")
     expect_close("gradient_norms(...)[-1]", got[-1], np.linalg.norm(dh_last),
                  what="||dh_last|| (the last entry belongs to h_T)")
-    _passed("gradient_norms shape")
 
 
+@self_check("gradient_norms values")
 def check_gradient_norms_values(gradient_norms) -> None:
-    n = float(np.sqrt(2.0))
-    dh_last = np.array([[1.0, 1.0]])  # (B, H) = (1, 2), norm sqrt(2)
-    # Whh = I and each h_t uniform: every step back multiplies the norm by 1 - h_{t+1}^2.
+    # Whh = I, B = 1, and each state uniform: hs = [0.9, 0.5, 0.0] (h_1, h_2, h_3 = h_T).
+    # Going back from h_3 multiplies the gradient by 1 - h_3^2 = 1, from h_2 by 1 - 0.5^2 = 0.75.
+    dh_last = np.array([[1.0, 1.0]])  # (B, H) = (1, 2), norm sqrt(2) = 1.414
     hs = np.zeros((3, 1, 2)) + np.array([0.9, 0.5, 0.0])[:, None, None]
-    expect_close("gradient_norms with Whh = I", gradient_norms(hs, np.eye(2), dh_last),
-                 [0.75 * n, n, n], what="||dh_last|| * [(1 - 0.5^2) (1 - 0^2), 1 - 0^2, 1]")
+    n = float(np.sqrt(2.0))
+    want = np.array([0.75 * n, n, n])
+    got = expect_shape("gradient_norms(hs, Whh, dh_last)", gradient_norms(hs, np.eye(2), dh_last), (3,), "T")
+    if not np.allclose(got, want, rtol=1e-4):
+        raise CheckFailed(
+            f"gradient_norms with Whh = I, dh_last = [[1, 1]] (norm 1.414) and states "
+            f"h_1, h_2, h_3 = 0.9, 0.5, 0 returned {_numbers(got)}, expected {_numbers(want)}: "
+            f"the last entry is ||dh_last|| = 1.414; one step back (from h_3 = 0) multiplies by "
+            f"1 - 0^2 = 1, the next (from h_2 = 0.5) by 1 - 0.5^2 = 0.75.")
     # Whh = [[0, 1], [0, 0]] with h = 0: dh_{t-1} = dh_t @ Whh.T sends [0, 1] to [1, 0] to 0.
     Whh = np.array([[0.0, 1.0], [0.0, 0.0]])
     got = gradient_norms(np.zeros((3, 1, 2)), Whh, np.array([[0.0, 1.0]]))
@@ -240,12 +305,13 @@ def check_gradient_norms_values(gradient_norms) -> None:
         raise CheckFailed("gradient_norms: the gradient flows from h_t to h_{t-1} as "
                           "dh_{t-1} = (dh_t * (1 - h_t^2)) @ Whh.T; you seem to use Whh, "
                           "not its transpose.")
-    expect_close("gradient_norms with Whh = [[0, 1], [0, 0]]", got, [0.0, 1.0, 1.0])
-    _passed("gradient_norms values")
+    expect_close("gradient_norms with Whh = [[0, 1], [0, 0]] and dh_last = [[0, 1]]", got,
+                 [0.0, 1.0, 1.0], what="[0, 1, 1] ([0, 1] @ Whh.T = [1, 0], then [1, 0] @ Whh.T = 0)")
 
 
 # ----------------------------------------------------------------------- clip_gradients
 
+@self_check("clip_gradients scales")
 def check_clip_gradients_scales(clip_gradients) -> None:
     grads = {"Wxh": np.array([[3.0, 0.0]]), "bh": np.array([0.0, 4.0])}  # global norm 5
     before = copy.deepcopy(grads)
@@ -260,9 +326,9 @@ def check_clip_gradients_scales(clip_gradients) -> None:
                           "norm over all gradients and scale them all by max_norm / norm.")
     expect_close("clip_gradients(...)['Wxh'] (global norm 5, max_norm 1)", got["Wxh"], [[0.6, 0.0]])
     expect_close("clip_gradients(...)['bh'] (global norm 5, max_norm 1)", got["bh"], [0.0, 0.8])
-    _passed("clip_gradients scales")
 
 
+@self_check("clip_gradients below the threshold")
 def check_clip_gradients_below_threshold(clip_gradients) -> None:
     grads = {"Wxh": np.array([[3.0, 0.0]]), "bh": np.array([0.0, 4.0])}  # global norm 5
     got = clip_gradients(copy.deepcopy(grads), 10.0)
@@ -271,4 +337,3 @@ def check_clip_gradients_below_threshold(clip_gradients) -> None:
     for name in grads:
         expect_close(f"clip_gradients(...)[{name!r}] (global norm 5 is below max_norm 10)",
                      got[name], grads[name], what="the unchanged gradient")
-    _passed("clip_gradients below the threshold")
