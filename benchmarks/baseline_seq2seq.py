@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speechcourse.corpus import DIGIT_VOCAB, load_split, pad_features, pad_targets  # noqa: E402
+from speechcourse.corpus import DIGIT_VOCAB, load_split, pad_features  # noqa: E402
+from speechmodels.batches import pad_targets  # noqa: E402
 from speechcourse.frontend import stack_frames  # noqa: E402
 
 V = len(DIGIT_VOCAB)

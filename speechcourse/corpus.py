@@ -8,13 +8,17 @@ Every lab loads its data through this module:
     for batch in iterate_batches(train, batch_size=32, seed=0):
         batch.x          # (T, B, 40) float32, zero-padded, time-major
         batch.x_mask     # (T, B) bool, True on real frames
-        batch.y_in       # (U, B) int64: <s> y1 .. yn, padded with <pad> (= 0)
-        batch.y_out      # (U, B) int64: y1 .. yn </s>, padded with <pad>
+        batch.labels     # (N, B) int64: the digits y1 .. yn of each utterance, padded with <pad> (= 0)
+        batch.label_lengths  # (B,) int64: n, the number of digits of each utterance
 
 The data are 40 log-mel energies at 50 frames per second (25 ms window, 20 ms hop),
 computed by `speechcourse.frontend.log_mel` from speech synthesised with espeak-ng
 (`data/make_corpus.py`, described in `data/README.md`). They are stored as uint8 over
 a fixed range of log energies; loading turns them back into float32.
+
+This module ships to students, so it stops at the labels: the decoder's inputs and
+targets for teacher forcing (`<s>` y1 .. yn and y1 .. yn `</s>`) are what Lab 2's
+`shift_targets` asks for, and the book builds them in `speechmodels.batches`.
 """
 from __future__ import annotations
 
@@ -176,35 +180,28 @@ def pad_features(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     return x, lengths, mask
 
 
-def pad_targets(texts: Sequence[str], vocab: Vocab = DIGIT_VOCAB):
-    """Texts -> decoder inputs and targets for teacher forcing, time-major.
-
-    Returns y_in (U, B) int64 = <s> y1 .. yn, y_out (U, B) int64 = y1 .. yn </s>,
-    lengths (B,) int64 = n + 1, mask (U, B) bool; U = max(n) + 1, padded with <pad> = 0.
+def pad_labels(texts: Sequence[str], vocab: Vocab = DIGIT_VOCAB) -> tuple[np.ndarray, np.ndarray]:
+    """Texts -> labels (N, B) int64, the word ids of text b in column b padded with <pad> = 0,
+    and lengths (B,) int64, the number of words n_b of each; N = max n_b.
     """
     seqs = [vocab.encode(t) for t in texts]
-    lengths = np.array([len(s) + 1 for s in seqs], dtype=np.int64)      # (B,)
-    y_in = np.full((lengths.max(), len(seqs)), vocab.pad, dtype=np.int64)   # (U, B)
-    y_out = np.full_like(y_in, vocab.pad)                                    # (U, B)
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)                    # (B,)
+    labels = np.full((max(lengths.max(initial=0), 1), len(seqs)), vocab.pad, dtype=np.int64)  # (N, B)
     for b, s in enumerate(seqs):
-        y_in[:len(s) + 1, b] = [vocab.bos, *s]
-        y_out[:len(s) + 1, b] = [*s, vocab.eos]
-    mask = np.arange(y_in.shape[0])[:, None] < lengths[None, :]         # (U, B)
-    return y_in, y_out, lengths, mask
+        labels[:len(s), b] = s
+    return labels, lengths
 
 
 @dataclasses.dataclass
 class Batch:
     """A padded, time-major batch (numpy; `torch.from_numpy` turns any field into a tensor)."""
-    x: np.ndarray          # (T, B, F) float32 features, zero-padded
-    x_lengths: np.ndarray  # (B,) int64 frames per utterance
-    x_mask: np.ndarray     # (T, B) bool, True on real frames
-    y_in: np.ndarray       # (U, B) int64 decoder inputs: <s> y1 .. yn <pad> ..
-    y_out: np.ndarray      # (U, B) int64 decoder targets: y1 .. yn </s> <pad> ..
-    y_lengths: np.ndarray  # (B,) int64 = number of words + 1
-    y_mask: np.ndarray     # (U, B) bool, True on real target positions
-    texts: list            # B strings
-    index: np.ndarray      # (B,) int64 positions of these utterances in the split
+    x: np.ndarray              # (T, B, F) float32 features, zero-padded
+    x_lengths: np.ndarray      # (B,) int64 frames per utterance
+    x_mask: np.ndarray         # (T, B) bool, True on real frames
+    labels: np.ndarray         # (N, B) int64 word ids y1 .. yn, then <pad> ..
+    label_lengths: np.ndarray  # (B,) int64 number of words n of each utterance
+    texts: list                # B strings
+    index: np.ndarray          # (B,) int64 positions of these utterances in the split
 
 
 def make_batch(split: Split, index: Sequence[int], vocab: Vocab = DIGIT_VOCAB) -> Batch:
@@ -212,8 +209,18 @@ def make_batch(split: Split, index: Sequence[int], vocab: Vocab = DIGIT_VOCAB) -
     index = np.asarray(index, dtype=np.int64)
     texts = [split.texts[i] for i in index]
     x, x_lengths, x_mask = pad_features([split.features[i] for i in index])
-    y_in, y_out, y_lengths, y_mask = pad_targets(texts, vocab)
-    return Batch(x, x_lengths, x_mask, y_in, y_out, y_lengths, y_mask, texts, index)
+    labels, label_lengths = pad_labels(texts, vocab)
+    return Batch(x, x_lengths, x_mask, labels, label_lengths, texts, index)
+
+
+def batch_order(n: int, batch_size: int, seed: int | None = 0, shuffle: bool = True,
+                drop_last: bool = False) -> list[np.ndarray]:
+    """The index arrays of one pass over n utterances, in batches; shuffled by `seed`."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    return [order[start:start + batch_size] for start in range(0, stop, batch_size)]
 
 
 def iterate_batches(split: Split, batch_size: int, seed: int | None = 0, shuffle: bool = True,
@@ -223,11 +230,5 @@ def iterate_batches(split: Split, batch_size: int, seed: int | None = 0, shuffle
     The same seed gives the same order; use a different seed per epoch
     (e.g. `seed=epoch`) to see the data in a new order each time.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.arange(len(split))
-    if shuffle:
-        order = np.random.default_rng(seed).permutation(len(split))
-    stop = len(order) - len(order) % batch_size if drop_last else len(order)
-    for start in range(0, stop, batch_size):
-        yield make_batch(split, order[start:start + batch_size], vocab)
+    for index in batch_order(len(split), batch_size, seed, shuffle, drop_last):
+        yield make_batch(split, index, vocab)

@@ -8,6 +8,10 @@ with a sentence ("gradient for Whh differs from the numerical gradient by 3.0e-0
 index (0, 1) ...").
 
 Work in float64: with float32 the differences drown in rounding error.
+
+These are checks for small examples, not a way to compute a gradient: an array of more
+than ``MAX_ENTRIES`` entries is refused with a sentence (``TooLargeForGradcheck``). A
+backward pass has to be written; the lab's graded problems are larger than that.
 """
 from __future__ import annotations
 
@@ -18,13 +22,28 @@ import numpy as np
 from speechcourse.checks import expect_close
 
 
+# Each entry costs two calls of f. The self-checks' largest array has 16 entries; Lab 1's
+# hidden tests of rnn_backward all use arrays of more than 16 (Whh of 5 x 5 or 6 x 6).
+MAX_ENTRIES = 16
+
+
+class TooLargeForGradcheck(ValueError):
+    """Raised for an array larger than ``MAX_ENTRIES``: these are checks, not a backward pass."""
+
+
 def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6) -> np.ndarray:
     """d f(x) / dx by central differences, an array of ``x``'s shape.
 
     ``f`` takes one array and returns a scalar. ``x`` is not changed: ``f`` is called
-    on a float64 copy that is nudged one entry at a time.
+    on a float64 copy that is nudged one entry at a time. ``x`` may have at most
+    ``MAX_ENTRIES`` entries.
     """
     x = np.array(x, dtype=np.float64)  # a copy, nudged in place below
+    if x.size > MAX_ENTRIES:
+        raise TooLargeForGradcheck(
+            f"numerical_gradient checks small examples only: this array has shape {x.shape}, "
+            f"{x.size} entries, more than the {MAX_ENTRIES} it accepts. Nudging every entry is a "
+            f"way to check a backward pass on a small example, not a way to compute one.")
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
         saved = x[index]

@@ -159,7 +159,8 @@ def test_reference_loss_is_cross_entropy_with_ignore_index_and_its_gradient():
 
 
 def test_reference_shift_targets_agrees_with_the_corpus_batches():
-    from speechcourse.corpus import load_split, make_batch
+    from speechcourse.corpus import load_split
+    from speechmodels.batches import make_batch
     split = load_split("valid")
     batch = make_batch(split, [0, 5, 9, 17])
     y_in, y_out = REF.shift_targets(torch.from_numpy(batch.y_in[1:]), torch.from_numpy(batch.y_lengths - 1))

@@ -93,8 +93,19 @@ def test_pad_features_values_lengths_and_mask():
         corpus.pad_features([a, np.ones((4, 3), np.float32)])
 
 
-def test_pad_targets_for_teacher_forcing():
-    y_in, y_out, lengths, mask = corpus.pad_targets(["one two three", "nine"])
+def test_pad_labels_pads_each_column_after_its_own_words():
+    labels, lengths = corpus.pad_labels(["one two three", "nine"])
+    v = DIGIT_VOCAB
+    assert labels.shape == (3, 2) and labels.dtype == np.int64 and lengths.tolist() == [3, 1]
+    assert labels[:, 0].tolist() == v.encode("one two three")
+    assert labels[:, 1].tolist() == [v.index["nine"], v.pad, v.pad]
+
+
+def test_teacher_forcing_lives_with_the_models_not_in_the_student_package():
+    """<s> y1 .. yn / y1 .. yn </s> is Lab 2's shift_targets: only speechmodels builds it."""
+    from speechmodels.batches import pad_targets
+    assert not hasattr(corpus, "pad_targets") and "y_in" not in corpus.Batch.__dataclass_fields__
+    y_in, y_out, lengths, mask = pad_targets(["one two three", "nine"])
     v = DIGIT_VOCAB
     assert y_in.shape == y_out.shape == mask.shape == (4, 2)
     assert y_in[:, 0].tolist() == [v.bos] + v.encode("one two three")
@@ -102,7 +113,7 @@ def test_pad_targets_for_teacher_forcing():
     assert y_in[:, 1].tolist() == [v.bos, v.index["nine"], v.pad, v.pad]
     assert y_out[:, 1].tolist() == [v.index["nine"], v.eos, v.pad, v.pad]
     assert lengths.tolist() == [4, 2] and mask.sum(0).tolist() == [4, 2]
-    assert np.all(y_out[~mask] == v.pad)
+    assert np.all(y_out[~mask] == v.pad) and np.all(y_in[~mask] == v.pad)
 
 
 def test_iterate_batches_covers_the_split_once_in_a_seeded_order(splits):
@@ -117,7 +128,12 @@ def test_iterate_batches_covers_the_split_once_in_a_seeded_order(splits):
     B = len(b.index)
     assert b.x.shape[1:] == (B, corpus.N_MELS) and b.x_mask.shape == (b.x.shape[0], B)
     assert b.x_lengths.tolist() == [len(valid.features[i]) for i in b.index]
-    assert [DIGIT_VOCAB.decode(b.y_out[:, j]) for j in range(B)] == b.texts
+    assert [DIGIT_VOCAB.decode(b.labels[:, j]) for j in range(B)] == b.texts
+    assert b.label_lengths.tolist() == [len(t.split()) for t in b.texts]
+    from speechmodels.batches import iterate_batches
+    tf = next(iterate_batches(valid, 64, seed=3))       # the same order, with teacher forcing
+    assert np.array_equal(tf.index, b.index) and np.array_equal(tf.y_in[1:], b.labels)
+    assert [DIGIT_VOCAB.decode(tf.y_out[:, j]) for j in range(B)] == b.texts
     assert len(list(corpus.iterate_batches(valid, 64, drop_last=True))) == len(valid) // 64
 
 

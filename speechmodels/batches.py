@@ -1,0 +1,66 @@
+"""Batches for teacher forcing: the corpus's padded batch plus the decoder's inputs and targets.
+
+The student package (`speechcourse.corpus`) stops at the labels, because building the
+decoder's inputs and targets from them is Lab 2's `shift_targets`. The book, the
+experiments and the benchmarks get them here, with the same calls as the corpus:
+
+    from speechmodels.batches import iterate_batches, make_batch
+    for batch in iterate_batches(train, batch_size=32, seed=epoch):
+        batch.y_in       # (U, B) int64: <s> y1 .. yn, padded with <pad> (= 0); U = N + 1
+        batch.y_out      # (U, B) int64: y1 .. yn </s>, padded with <pad>
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from speechcourse import corpus
+from speechcourse.corpus import DIGIT_VOCAB, Split, Vocab
+
+
+def teacher_forcing(labels: np.ndarray, lengths: np.ndarray, vocab: Vocab = DIGIT_VOCAB):
+    """labels (N, B) int64 padded with <pad>, lengths (B,) int64 -> decoder inputs and targets.
+
+    Returns y_in (N + 1, B) = <s> y1 .. yn, y_out (N + 1, B) = y1 .. yn </s>, both padded
+    with <pad> after each utterance's n_b + 1 tokens, and mask (N + 1, B) bool, True there.
+    """
+    N, B = labels.shape
+    steps = np.arange(N + 1)[:, None]                                    # (N + 1, 1)
+    mask = steps <= lengths[None, :]                                     # (N + 1, B)
+    padded = np.concatenate([labels, np.full((1, B), vocab.pad, labels.dtype)])   # (N + 1, B)
+    y_out = np.where(steps == lengths[None, :], vocab.eos, np.where(mask, padded, vocab.pad))
+    y_in = np.concatenate([np.full((1, B), vocab.bos, labels.dtype), padded[:-1]])
+    y_in = np.where(mask, y_in, vocab.pad)
+    return y_in.astype(np.int64), y_out.astype(np.int64), mask
+
+
+@dataclasses.dataclass
+class Batch(corpus.Batch):
+    """A corpus Batch with the teacher-forcing fields the models train on."""
+    y_in: np.ndarray = None       # (U, B) int64 decoder inputs: <s> y1 .. yn <pad> ..
+    y_out: np.ndarray = None      # (U, B) int64 decoder targets: y1 .. yn </s> <pad> ..
+    y_lengths: np.ndarray = None  # (B,) int64 = number of words + 1
+    y_mask: np.ndarray = None     # (U, B) bool, True on real target positions
+
+
+def make_batch(split: Split, index: Sequence[int], vocab: Vocab = DIGIT_VOCAB) -> Batch:
+    """`speechcourse.corpus.make_batch`, plus y_in, y_out, y_lengths and y_mask."""
+    plain = corpus.make_batch(split, index, vocab)
+    y_in, y_out, y_mask = teacher_forcing(plain.labels, plain.label_lengths, vocab)
+    return Batch(**vars(plain), y_in=y_in, y_out=y_out, y_lengths=plain.label_lengths + 1, y_mask=y_mask)
+
+
+def pad_targets(texts: Sequence[str], vocab: Vocab = DIGIT_VOCAB):
+    """Texts -> y_in (U, B), y_out (U, B), lengths (B,) = n + 1, mask (U, B); U = max n + 1."""
+    labels, lengths = corpus.pad_labels(texts, vocab)
+    y_in, y_out, mask = teacher_forcing(labels, lengths, vocab)
+    return y_in, y_out, lengths + 1, mask
+
+
+def iterate_batches(split: Split, batch_size: int, seed: int | None = 0, shuffle: bool = True,
+                    drop_last: bool = False, vocab: Vocab = DIGIT_VOCAB) -> Iterator[Batch]:
+    """`speechcourse.corpus.iterate_batches` (same order for the same seed), with teacher forcing."""
+    for index in corpus.batch_order(len(split), batch_size, seed, shuffle, drop_last):
+        yield make_batch(split, index, vocab)
