@@ -237,7 +237,7 @@ class SelfAttentionEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
-        self.d_model = d_model
+        self.d_model = self.size = d_model                              # size: what a decoder attends over
 
     def forward(self, x, lengths, return_weights: bool = False):
         """x (T, B, F), lengths (B,) -> states (T', B, d_model), zero on padding, and lengths' (B,).
@@ -259,3 +259,20 @@ class SelfAttentionEncoder(nn.Module):
             maps.append(weights)
         states = self.norm(h).masked_fill(pad.T[:, :, None], 0.0)      # (T', B, d_model)
         return (states, lengths, maps) if return_weights else (states, lengths)
+
+
+class TextSelfAttentionEncoder(nn.Module):
+    """Word embeddings, then a `SelfAttentionEncoder`: chapter 4's encoder for the English -> French task.
+
+    words (S, B) int64, padded with 0 -> states (S, B, d_model), lengths (B,).
+    """
+
+    def __init__(self, vocab_size: int, d_model: int = 32, n_heads: int = 2, n_layers: int = 2,
+                 d_ff: int = 64, dropout: float = 0.0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=0)
+        self.encoder = SelfAttentionEncoder(d_model, d_model, n_heads, n_layers, d_ff, dropout)
+        self.size = d_model
+
+    def forward(self, words, lengths, return_weights: bool = False):
+        return self.encoder(self.embed(words), lengths, return_weights)
