@@ -1,25 +1,23 @@
-"""A small encoder-decoder recogniser and its training loop, shared by the book's experiments.
+"""Chapter 2's encoder-decoder without attention, and the bidirectional GRU encoder chapter 3 reuses.
 
-Chapter 2 trains `Seq2Seq` (no attention) with `train` for a fixed number of steps and
-measures `accuracy_by_length` on the length-stratified test set; chapter 3 trains its
-attention model with the same loop, data and budget, so the two curves can share axes.
-Any model with the two methods below can be trained and evaluated here:
+`Seq2Seq` follows the model interface of `speechmodels.training` (which trains and
+evaluates it with the one shared recipe):
 
     model(x, x_lengths, y_in) -> logits (U, B, V)        teacher forcing
     model.greedy(x, x_lengths, max_len) -> list of B lists of token ids, </s> left out
 
-Shapes are time-major as everywhere in the course: x (T, B, F), y_in (U, B).
+Shapes are time-major as everywhere in the course: x (T, B, F) raw stacked log-mel
+frames, y_in (U, B).
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from speechcourse.corpus import DIGIT_VOCAB, Split, iterate_batches, make_batch
+from speechcourse.corpus import DIGIT_VOCAB
+from speechmodels.training import FrontEnd, batch_tensors, sequence_loss  # noqa: F401 (re-exported)
 
 PAD, BOS, EOS = DIGIT_VOCAB.pad, DIGIT_VOCAB.bos, DIGIT_VOCAB.eos
 
@@ -27,17 +25,20 @@ PAD, BOS, EOS = DIGIT_VOCAB.pad, DIGIT_VOCAB.bos, DIGIT_VOCAB.eos
 class BiGRUEncoder(nn.Module):
     """A bidirectional GRU over the frames; padded frames are skipped (packed sequences)."""
 
-    def __init__(self, n_in: int, hidden: int):
+    def __init__(self, n_in: int, hidden: int, layers: int = 1, dropout: float = 0.0):
         super().__init__()
-        self.rnn = nn.GRU(n_in, hidden, bidirectional=True)
+        self.rnn = nn.GRU(n_in, hidden, num_layers=layers, bidirectional=True,
+                          dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.size = 2 * hidden                                  # H_enc of the states
 
     def forward(self, x, lengths):
         """x (T, B, F), lengths (B,) -> states (T, B, 2H) zero on padding, context (B, 2H)."""
-        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        packed_states, h_last = self.rnn(packed)          # h_last (2, B, H): forward, backward
+        packed = pack_padded_sequence(self.drop(x), lengths.cpu(), enforce_sorted=False)
+        packed_states, h_last = self.rnn(packed)          # h_last (2 layers, B, H): last layer's two at the end
         states, _ = pad_packed_sequence(packed_states, total_length=x.shape[0])  # (T, B, 2H)
-        context = torch.cat([h_last[0], h_last[1]], dim=-1)   # (B, 2H): end of each direction
-        return states, context
+        context = torch.cat([h_last[-2], h_last[-1]], dim=-1)   # (B, 2H): end of each direction
+        return self.drop(states), context
 
 
 class Seq2Seq(nn.Module):
@@ -46,21 +47,29 @@ class Seq2Seq(nn.Module):
     s_0 = tanh(c W_init),  s_u = GRUCell([E y_{u-1}; c], s_{u-1}),  logits_u = s_u W_out + b.
     """
 
-    def __init__(self, n_in: int, hidden: int = 96, emb: int = 32, vocab_size: int = len(DIGIT_VOCAB)):
+    def __init__(self, n_in: int, hidden: int = 96, emb: int = 32, vocab_size: int = len(DIGIT_VOCAB),
+                 layers: int = 1, dropout: float = 0.0, front: FrontEnd | None = None):
         super().__init__()
-        self.encoder = BiGRUEncoder(n_in, hidden)
+        self.front = front if front is not None else FrontEnd()
+        self.encoder = BiGRUEncoder(n_in, hidden, layers, dropout)
         self.init = nn.Linear(2 * hidden, hidden)
         self.embed = nn.Embedding(vocab_size, emb)
         self.cell = nn.GRUCell(emb + 2 * hidden, hidden)
+        self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, vocab_size)
+
+    def encode(self, x, x_lengths):
+        """x (T, B, F) raw frames -> context c (B, 2H)."""
+        _, context = self.encoder(self.front(x, x_lengths), x_lengths)
+        return context
 
     def step(self, y_prev, s_prev, context):
         """y_prev (B,), s_prev (B, H), context (B, 2H) -> logits (B, V), s (B, H)."""
-        s = self.cell(torch.cat([self.embed(y_prev), context], dim=-1), s_prev)
-        return self.out(s), s
+        s = self.cell(torch.cat([self.drop(self.embed(y_prev)), context], dim=-1), s_prev)
+        return self.out(self.drop(s)), s
 
     def forward(self, x, x_lengths, y_in):
-        _, context = self.encoder(x, x_lengths)                # (B, 2H)
+        context = self.encode(x, x_lengths)                    # (B, 2H)
         s = torch.tanh(self.init(context))                     # (B, H)
         logits = []
         for u in range(y_in.shape[0]):
@@ -70,13 +79,13 @@ class Seq2Seq(nn.Module):
 
     @torch.no_grad()
     def greedy(self, x, x_lengths, max_len: int):
-        _, context = self.encoder(x, x_lengths)
+        context = self.encode(x, x_lengths)
         s = torch.tanh(self.init(context))
         y = torch.full((x.shape[1],), BOS, dtype=torch.long)
-        return _greedy_loop(lambda y, s: self.step(y, s, context), y, s, max_len)
+        return greedy_loop(lambda y, s: self.step(y, s, context), y, s, max_len)
 
 
-def _greedy_loop(step, y, s, max_len: int) -> list:
+def greedy_loop(step, y, s, max_len: int) -> list:
     """Run ``step(y_prev, s) -> (logits, s)`` greedily; per utterance, stop at </s>."""
     outputs, done = [[] for _ in range(len(y))], np.zeros(len(y), dtype=bool)
     for _ in range(max_len):
@@ -92,65 +101,8 @@ def _greedy_loop(step, y, s, max_len: int) -> list:
     return outputs
 
 
-def sequence_loss(logits, targets):
-    """Mean cross-entropy over the non-<pad> positions of targets (U, B)."""
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                       ignore_index=PAD)
-
-
-def batch_tensors(batch):
-    """A corpus Batch as tensors: x (T, B, F), x_lengths (B,), y_in (U, B), y_out (U, B)."""
-    return (torch.from_numpy(batch.x), torch.from_numpy(batch.x_lengths),
-            torch.from_numpy(batch.y_in), torch.from_numpy(batch.y_out))
-
-
-def train(model: nn.Module, split: Split, steps: int, batch_size: int = 32, lr: float = 2e-3,
-          clip: float = 5.0, seed: int = 0, log_every: int = 0) -> dict:
-    """Adam for exactly ``steps`` updates (epochs reshuffled with seeds seed, seed + 1, ...).
-
-    Returns {"losses": per-step training losses, "seconds": wall-clock training time}.
-    A fixed number of steps, not of seconds, makes a run reproducible on any machine.
-    """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    losses, started, epoch = [], time.perf_counter(), 0
-    model.train()
-    while len(losses) < steps:
-        for batch in iterate_batches(split, batch_size, seed=seed + epoch):
-            x, x_lengths, y_in, y_out = batch_tensors(batch)
-            loss = sequence_loss(model(x, x_lengths, y_in), y_out)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            losses.append(loss.item())
-            if log_every and len(losses) % log_every == 0:
-                print(f"step {len(losses):5d}  loss {np.mean(losses[-log_every:]):.3f}  "
-                      f"{time.perf_counter() - started:6.1f} s", flush=True)
-            if len(losses) == steps:
-                break
-        epoch += 1
-    model.eval()
-    return {"losses": losses, "seconds": time.perf_counter() - started}
-
-
-def decode_texts(model: nn.Module, split: Split, index, extra: int = 3) -> list[str]:
-    """Greedy transcripts of split[index]; at most (longest reference + extra) tokens."""
-    batch = make_batch(split, index)
-    x, x_lengths, _, _ = batch_tensors(batch)
-    max_len = int(batch.y_lengths.max()) + extra
-    return [DIGIT_VOCAB.decode(tokens + [EOS]) for tokens in model.greedy(x, x_lengths, max_len)]
-
-
-def accuracy_by_length(model: nn.Module, split: Split, batch_size: int = 50) -> dict[int, float]:
-    """Sequence accuracy (the whole digit string right) for each number of digits."""
-    n_digits = split.n_digits
-    result = {}
-    for n in sorted(set(n_digits.tolist())):
-        index = np.flatnonzero(n_digits == n)
-        hits = 0
-        for start in range(0, len(index), batch_size):
-            chunk = index[start:start + batch_size]
-            hyps = decode_texts(model, split, chunk)
-            hits += sum(h == split.texts[i] for h, i in zip(hyps, chunk))
-        result[int(n)] = hits / len(index)
-    return result
+def from_config(n_in: int, config: dict) -> Seq2Seq:
+    """The chapter 2 model with the sizes and regularisation of a training CONFIG."""
+    front = FrontEnd(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"])
+    return Seq2Seq(n_in, hidden=config["hidden"], emb=config["emb"], layers=config["layers"],
+                   dropout=config["dropout"], front=front)
