@@ -13,9 +13,10 @@ import importlib.util
 import io
 import sys
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
-from . import wire
+from . import calls, wire
 
 HIDDEN_TESTS_FILE = "hidden_tests.py"
 
@@ -62,6 +63,77 @@ def load_hidden_tests(lab_folder: Path) -> HiddenTests:
     return getattr(module, "HIDDEN_TESTS", HiddenTests())
 
 
+@dataclass
+class Observed:
+    """What ``student.observe.f(*args)`` saw: the result, the arguments after the call, aliases.
+
+    ``args``/``kwargs`` are the arguments as the function left them (data, like any result);
+    ``aliases`` lists ``(result_path, argument_path)`` where the result, or a part of it, is
+    an argument or a part of one, or shares its memory.
+    """
+    value: object
+    args: list
+    kwargs: dict
+    aliases: list
+
+    def changed(self, before: list) -> list[str]:
+        """Paths of the arguments (``args[1]``, ``args[0]['Wxh']``) that differ from ``before``."""
+        return _differences(before, self.args, "args")
+
+
+@dataclass
+class Gradients:
+    """What ``student.gradients(wrt=..., grad_output=...).f(*args)`` computed in the sandbox.
+
+    ``grads``: ``wrt`` key (as a string: ``"0"``, ``"context"``) -> gradient array or None;
+    ``params``: parameter name -> gradient array or None (the module's own parameters, and
+    ``args[i].name`` for a module passed as argument ``i``). ``differentiable`` is False, with
+    ``reason`` in words, when the result is not connected to its inputs for autograd.
+    """
+    value: object
+    differentiable: bool
+    reason: str | None
+    grads: dict
+    params: dict
+
+
+def _differences(before, after, path: str) -> list[str]:
+    import numpy as np
+    if isinstance(before, dict) and isinstance(after, dict):
+        if set(before) != set(after):
+            return [path]
+        return [d for key in before for d in _differences(before[key], after[key], f"{path}[{key!r}]")]
+    if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)):
+        if len(before) != len(after):
+            return [path]
+        return [d for i, (b, a) in enumerate(zip(before, after)) for d in _differences(b, a, f"{path}[{i}]")]
+    if hasattr(before, "detach"):
+        before = before.detach().cpu().numpy()
+    if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        a, b = np.asarray(after), np.asarray(before)
+        same = a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+        return [] if same else [path]
+    return [] if type(before) is type(after) and before == after else [path]
+
+
+def shape_result(name: str, mode: str, value):
+    """The data a call in ``mode`` brought back, as a hidden test receives it."""
+    if mode == "value":
+        return value
+    if type(value) is not dict:
+        raise StudentError(f"{name}: the sandbox sent a malformed record")
+    try:
+        if mode == "observe":
+            return Observed(value["value"], list(value["args"]), dict(value["kwargs"]),
+                            [tuple(pair) for pair in value["aliases"]])
+        if mode == "gradients":
+            return Gradients(value["value"], bool(value["differentiable"]), value["reason"],
+                             dict(value["grads"]), dict(value["params"]))
+    except (KeyError, TypeError, ValueError):
+        raise StudentError(f"{name}: the sandbox sent a malformed record") from None
+    raise ValueError(f"unknown call mode {mode!r}")
+
+
 class LocalStudent:
     """``student`` for a namespace in this process: an instructor's notebook, or a unit test.
 
@@ -69,15 +141,24 @@ class LocalStudent:
     :mod:`autograder.wire` as it would between grader and sandbox, so a test sees the same
     copies, numpy arrays and refusals either way. ``student.keep.Encoder(...)`` keeps an
     object that is not data and returns a handle whose methods can be called, and a handle
-    can be passed back as an argument, as with the sandbox's handles.
+    can be passed back as an argument, as with the sandbox's handles. ``student.observe``
+    and ``student.gradients(...)`` work as in :class:`autograder.sandbox.RemoteStudent`.
     """
 
-    def __init__(self, namespace: dict, owner=None, keep: bool = False):
-        self._namespace, self._owner, self._keep = namespace, owner, keep
+    def __init__(self, namespace: dict, owner=None, mode: str = "value", options: dict | None = None):
+        self._namespace, self._owner, self._mode, self._options = namespace, owner, mode, options or {}
 
     @property
     def keep(self) -> "LocalStudent":
-        return LocalStudent(self._namespace, self._owner, keep=True)
+        return LocalStudent(self._namespace, self._owner, "keep")
+
+    @property
+    def observe(self) -> "LocalStudent":
+        return LocalStudent(self._namespace, self._owner, "observe")
+
+    def gradients(self, wrt=(), grad_output=None) -> "LocalStudent":
+        return LocalStudent(self._namespace, self._owner, "gradients",
+                            {"wrt": list(wrt), "grad_output": grad_output})
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
@@ -90,14 +171,16 @@ class LocalStudent:
                 raise StudentError(f"{name} is not defined: run the cell that defines it.")
             args = [arg._owner if isinstance(arg, LocalStudent) else _round_trip(arg, True) for arg in args]
             kwargs = {key: _round_trip(value, True) for key, value in kwargs.items()}
+            options = _round_trip(self._options, True)
+            mode = "value" if self._mode == "keep" else self._mode
             try:
-                value = function(*args, **kwargs)
+                if self._mode == "keep":
+                    return LocalStudent(self._namespace, function(*args, **kwargs))
+                value = calls.perform(function, args, kwargs, mode, options, owner)
             except Exception as error:  # the student's bug, reported as a failed check
                 raise StudentError(f"{name} raised {type(error).__name__}: {error}") from error
-            if self._keep:
-                return LocalStudent(self._namespace, value)
             try:
-                return _round_trip(value, False)
+                return shape_result(name, mode, _round_trip(value, False))
             except wire.WireError as error:
                 raise StudentError(f"{name} returned {error}") from None
         return call

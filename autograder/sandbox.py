@@ -1,41 +1,51 @@
 """Run a student's cells in a sandbox and their hidden tests here, in the grader.
 
 Isolation is bubblewrap (Debian package ``bubblewrap``) plus a separate unprivileged
-user: the harness runs as ``nobody`` in fresh network, PID, IPC and UTS namespaces,
-in a file system that holds only the Python install, the venv, the course package
-(``speechcourse``), the corpus (``data``), the harness and a scratch folder. The
-solutions, hidden tests, other submissions and the gradebook are not in it, and
-nothing outside the scratch folder and ``/tmp`` is writable.
+user: the harness runs as ``nobody`` in fresh network, PID, IPC and UTS namespaces
+(hostname ``sandbox``), in a file system that holds only the Python install, the venv
+(at ``/opt/venv``), the student package ``speechcourse`` and the corpus ``data`` (under
+``/opt/course``), the harness and two size-limited tmpfs: the home folder and ``/tmp``.
+The repository (``solutions``, ``speechmodels``, ``autograder``), other submissions and
+the gradebook are not in it, no host path is visible in it, and nothing outside the two
+tmpfs is writable. The tmpfs vanish with the sandbox, so nothing is left to clean up.
 
 Limits: rlimits on memory (address space), processes, file size and CPU time, a
 timeout per cell and per call enforced both inside (an alarm) and outside (the grader
-kills the sandbox), a time budget per notebook, and a cap on printed output. When the
-sandbox dies or hangs, the grader restarts it and skips the cell or the test that
-killed it, so a crash costs only what it did not reach.
+kills the sandbox), and a time budget per notebook that bounds every wait of the
+grader, calls from hidden tests included. Every message is framed and every read and
+write on the grader's side has a deadline; a message the grader did not ask for, in
+the order the plan says, ends the session. When the sandbox dies or hangs, the grader
+restarts it and skips the cell or the test that killed it, so a crash costs only what
+it did not reach.
 """
 from __future__ import annotations
 
 import os
-import queue
 import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import wire
-from .hidden import HiddenTests, StudentError, run_test
+from .hidden import HiddenTests, StudentError, run_test, shape_result
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SANDBOX_USER = 65534                   # nobody
 SANDBOX_HOME = "/home/student"
 GRADER_DIR = "/grader"
+SANDBOX_VENV = "/opt/venv"
+SANDBOX_COURSE = "/opt/course"
+SANDBOX_HOSTNAME = "sandbox"
+# What of the repository the sandbox sees: the student package and the corpus, nothing else.
+# ``speechmodels`` (the book's models), ``solutions`` and ``autograder`` are never mounted.
+MOUNTED = ("speechcourse", "data")
+HARNESS_FILES = ("harness.py", "wire.py", "calls.py")
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class Limits:
     processes: int = 64                # processes and threads of the sandbox user
     max_restarts: int = 4
     grace: int = 5                     # seconds the outside waits beyond an inside timeout
+    home_bytes: int = 256 << 20        # the sandbox's home folder, a tmpfs
+    tmp_bytes: int = 256 << 20         # its /tmp, a tmpfs
     uid: int = SANDBOX_USER            # the sandbox's user; a parallel run gives each job its own
 
 
@@ -78,13 +90,13 @@ def _ancestors(path: Path) -> list[Path]:
     return [parent for parent in reversed(path.parents) if str(parent) != "/"]
 
 
-def _bwrap_command(scratch: Path) -> list[str]:
-    """The bwrap command line: a read-only view of just what a lab needs."""
-    readonly = [Path(sys.base_prefix), Path(sys.prefix), REPO / "speechcourse", REPO / "data"]
+def _bwrap_command(limits: Limits) -> list[str]:
+    """The bwrap command line: a read-only view of just what a lab needs, at neutral paths."""
     command = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-               "--die-with-parent", "--new-session",
+               "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session",
                "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
-               "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+               "--proc", "/proc", "--dev", "/dev",
+               "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         target = Path("/") / name
         if target.is_symlink():
@@ -92,24 +104,37 @@ def _bwrap_command(scratch: Path) -> list[str]:
         elif target.is_dir():
             command += ["--ro-bind", str(target), str(target)]
     made = set()
-    for path in readonly:
-        if not path.exists():
-            continue
-        for parent in _ancestors(path):
+
+    def bind(source: Path, destination: Path):
+        nonlocal command
+        for parent in _ancestors(destination):
             if parent not in made and not str(parent).startswith(("/usr", "/etc")):
                 command += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
-        command += ["--ro-bind", str(path), str(path)]
+        command += ["--ro-bind", str(source), str(destination)]
+
+    bind(Path(sys.base_prefix), Path(sys.base_prefix))      # the Python the venv points at
+    if sys.prefix != sys.base_prefix:
+        bind(Path(sys.prefix), Path(SANDBOX_VENV))
+    for name in MOUNTED:
+        if (REPO / name).exists():
+            bind(REPO / name, Path(SANDBOX_COURSE) / name)
     command += ["--perms", "0755", "--dir", GRADER_DIR]
-    for name in ("harness.py", "wire.py"):
+    for name in HARNESS_FILES:
         command += ["--ro-bind", str(HERE / name), f"{GRADER_DIR}/{name}"]
-    command += ["--bind", str(scratch), SANDBOX_HOME, "--chdir", SANDBOX_HOME]
+    command += ["--perms", "0777", "--size", str(limits.home_bytes), "--tmpfs", SANDBOX_HOME,
+                "--chdir", SANDBOX_HOME]
     return command
+
+
+def _python() -> str:
+    return f"{SANDBOX_VENV}/bin/python" if sys.prefix != sys.base_prefix else sys.executable
 
 
 def _environment(limits: Limits) -> dict:
     env = {
-        "PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "HOME": SANDBOX_HOME, "LANG": "C.UTF-8",
+        "PATH": f"{Path(_python()).parent}:/usr/bin:/bin", "HOME": SANDBOX_HOME, "LANG": "C.UTF-8",
+        "PYTHONPATH": SANDBOX_COURSE, "SPEECHCOURSE_DATA": f"{SANDBOX_COURSE}/data",
         "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
         "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONWARNINGS": "ignore",
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -121,16 +146,22 @@ def _environment(limits: Limits) -> dict:
     return env
 
 
-class Session:
-    """One run of the harness: a process, its two channels and a reader thread."""
+def host_paths() -> list[str]:
+    """Paths and names of the grading machine that must never reach a student's feedback."""
+    names = {str(REPO), str(Path(sys.prefix)), os.path.realpath(REPO), tempfile.gettempdir(),
+             os.uname().nodename}
+    return sorted((name for name in names if name and name not in ("/", "/tmp")), key=len, reverse=True)
 
-    def __init__(self, scratch: Path, log_path: Path, plan: dict, limits: Limits):
+
+class Session:
+    """One run of the harness: a process and its two channels, every wait bounded by a deadline."""
+
+    def __init__(self, log_path: Path, plan: dict, limits: Limits, deadline: float):
         events_read, events_write = os.pipe()
         requests_read, requests_write = os.pipe()
         user = ["setpriv", f"--reuid={limits.uid}", f"--regid={limits.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all"]
-        python = [f"{sys.prefix}/bin/python", "-B", f"{GRADER_DIR}/harness.py",
-                  str(events_write), str(requests_read)]
+        python = [_python(), "-B", f"{GRADER_DIR}/harness.py", str(events_write), str(requests_read)]
 
         def apply_limits():
             for limit, value in ((resource.RLIMIT_AS, limits.memory_bytes),
@@ -142,44 +173,57 @@ class Session:
 
         self.log_path = log_path
         self.log = open(log_path, "ab")
+        self.limits, self.deadline = limits, deadline
         self.process = subprocess.Popen(
-            _bwrap_command(scratch) + ["--"] + user + python,
+            _bwrap_command(limits) + ["--"] + user + python,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=_environment(limits),
             pass_fds=(events_write, requests_read), preexec_fn=apply_limits,
             start_new_session=True)
         os.close(events_write)
         os.close(requests_read)
+        os.set_blocking(events_read, False)      # every read and write below waits with a deadline
+        os.set_blocking(requests_write, False)
         self.events = os.fdopen(events_read, "rb", buffering=0)
         self.requests = os.fdopen(requests_write, "wb", buffering=0)
-        self.inbox: queue.Queue = queue.Queue()
         self.dead_reason: str | None = None
-        threading.Thread(target=self._read_events, daemon=True).start()
-        self.send({"op": "plan"}, plan)
+        self.calls = 0
+        self.send({"op": "plan"}, plan, time.monotonic() + limits.cell_timeout + limits.grace)
 
-    def _read_events(self):
-        while True:
-            try:
-                self.inbox.put(wire.receive(self.events))
-            except (EOFError, OSError, wire.WireError, ValueError) as error:
-                self.inbox.put(error)
-                return
+    def _bounded(self, deadline: float) -> float:
+        return min(deadline, self.deadline)
 
-    def send(self, header: dict, payload=None):
-        try:
-            wire.send(self.requests, header, payload)
-        except (OSError, ValueError) as error:
-            raise SandboxDied(f"the notebook's process has exited ({error})") from None
-
-    def next_message(self, timeout: float) -> tuple[dict, object]:
-        try:
-            message = self.inbox.get(timeout=max(timeout, 0.01))
-        except queue.Empty:
-            self.dead_reason = f"no answer within {timeout:.0f} s (an endless loop, or a blocked process)"
-            raise SandboxDied(self.dead_reason) from None
-        if isinstance(message, BaseException):
-            self.dead_reason = self._death_reason(message)
+    def send(self, header: dict, payload=None, deadline: float | None = None):
+        if self.dead_reason:
             raise SandboxDied(self.dead_reason)
-        return message
+        try:
+            wire.send(self.requests, header, payload, self._bounded(deadline or self.deadline))
+        except wire.WireTimeout:
+            self._die("the notebook stopped reading the grader's messages (a blocked process)")
+        except OSError as error:
+            self._die(f"the notebook's process has exited ({error.strerror or error})")
+
+    def receive(self, timeout: float) -> tuple[dict, object]:
+        """The next message, within ``timeout`` seconds and the notebook's deadline."""
+        if self.dead_reason:
+            raise SandboxDied(self.dead_reason)
+        deadline = self._bounded(time.monotonic() + max(timeout, 0.01))
+        try:
+            return wire.receive(self.events, deadline=deadline)
+        except wire.WireTimeout:
+            if deadline >= self.deadline:
+                self._die("the notebook's time budget ran out")
+            self._die(f"no answer within {timeout:.0f} s (an endless loop, or a blocked process)")
+        except (EOFError, OSError, wire.WireError, ValueError) as error:
+            self._die(self._death_reason(error))
+
+    def _die(self, reason: str):
+        """Mark the session dead, stop the process, and raise."""
+        self.dead_reason = reason
+        self.kill()
+        raise SandboxDied(reason)
+
+    def protocol_error(self, what: str):
+        self._die(f"the notebook broke the grader's protocol ({what})")
 
     def _death_reason(self, error: BaseException) -> str:
         try:
@@ -200,11 +244,14 @@ class Session:
             log.seek(max(0, os.path.getsize(self.log_path) - chars))
             return log.read().decode("utf-8", "replace").strip()
 
-    def close(self):
+    def kill(self):
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    def close(self):
+        self.kill()
         self.process.wait()
         for stream in (self.events, self.requests, self.log):
             try:
@@ -214,42 +261,69 @@ class Session:
 
 
 class RemoteStudent:
-    """``student`` for a hidden test: each call crosses to the sandbox as data."""
+    """``student`` for a hidden test: each call crosses to the sandbox as data.
+
+    ``student.f(...)`` returns ``f``'s result as data; ``student.keep.f(...)`` a handle to it;
+    ``student.observe.f(...)`` an :class:`autograder.hidden.Observed` (the result, the
+    arguments after the call, and which parts of the result are arguments);
+    ``student.gradients(wrt=..., grad_output=...).f(...)`` a :class:`autograder.hidden.Gradients`
+    (``backward()`` run in the sandbox). Every call waits at most ``call_timeout + grace``
+    and never past the notebook's deadline; once the sandbox has died, every call fails at once.
+    """
 
     def __init__(self, session: Session, limits: Limits, handle: int | None = None,
-                 keep: bool = False):
-        self._session, self._limits, self._handle, self._keep = session, limits, handle, keep
+                 mode: str = "value", options: dict | None = None):
+        self._session, self._limits, self._handle = session, limits, handle
+        self._mode, self._options = mode, options or {}
+
+    def _with(self, mode: str, options: dict | None = None) -> "RemoteStudent":
+        return RemoteStudent(self._session, self._limits, self._handle, mode, options)
 
     @property
     def keep(self) -> "RemoteStudent":
         """``student.keep.Encoder(...)`` returns a handle to the object, for objects that are not data."""
-        return RemoteStudent(self._session, self._limits, self._handle, keep=True)
+        return self._with("keep")
+
+    @property
+    def observe(self) -> "RemoteStudent":
+        return self._with("observe")
+
+    def gradients(self, wrt=(), grad_output=None) -> "RemoteStudent":
+        return self._with("gradients", {"wrt": list(wrt), "grad_output": grad_output})
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
 
         def call(*args, **kwargs):
-            header = {"op": "call", "name": name, "keep": self._keep}
+            session = self._session
+            session.calls += 1
+            header = {"op": "call", "id": session.calls, "name": name, "keep": self._mode == "keep",
+                      "mode": "value" if self._mode == "keep" else self._mode}
             if self._handle is not None:
                 header["handle"] = self._handle
             args = [_as_wire(value) for value in args]
             kwargs = {key: _as_wire(value) for key, value in kwargs.items()}
+            deadline = time.monotonic() + self._limits.call_timeout + self._limits.grace
             try:
-                self._session.send(header, (args, kwargs))
-            except wire.WireError as error:
+                session.send(header, (args, kwargs, self._options), deadline)
+            except wire.WireError as error:   # the test's own mistake, not the student's
                 raise RuntimeError(f"hidden test sent something that is not data: {error}") from None
+            except SandboxDied as death:
+                raise StudentError(f"{name}: {death}") from None
             try:
-                reply, value = self._session.next_message(self._limits.call_timeout + self._limits.grace)
+                reply, value = session.receive(deadline - time.monotonic())
+                if set(reply) != {"reply", "ok"} or reply["reply"] != header["id"]:
+                    session.protocol_error("a reply to a call it was not asked")
             except SandboxDied as death:
                 raise StudentError(f"{name}: {death}") from None
             if reply.get("ok") is not True:
                 raise StudentError(value if isinstance(value, str) else f"{name} failed")
-            if self._keep:
-                if not (type(value) is dict and set(value) == {"__handle__"}):
+            if self._mode == "keep":
+                if not (type(value) is dict and set(value) == {"__handle__"} and type(value["__handle__"]) is int):
                     raise StudentError(f"{name}: the sandbox did not return a handle")
-                return RemoteStudent(self._session, self._limits, int(value["__handle__"]))
-            return value
+                return RemoteStudent(session, self._limits, int(value["__handle__"]))
+            return shape_result(name, self._mode, value)
         return call
 
 
@@ -276,16 +350,18 @@ def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Lim
     skip: set[int] = set()
     plan = {"cells": plan_cells(cells), "cell_timeout": limits.cell_timeout,
             "call_timeout": limits.call_timeout}
-    with tempfile.TemporaryDirectory(prefix="grade-") as work:
-        scratch = Path(work) / "home"
-        scratch.mkdir()
-        os.chown(scratch, limits.uid, limits.uid)
+    with tempfile.TemporaryDirectory(prefix="grade-", ignore_cleanup_errors=True) as work:
         for attempt in range(limits.max_restarts + 1):
-            session = Session(scratch, Path(work) / "output.log", dict(plan, skip=sorted(skip)), limits)
+            session = None
             try:
-                finished = _drive(session, tests, limits, deadline, report, skip)
+                session = Session(Path(work) / "output.log", dict(plan, skip=sorted(skip)), limits, deadline)
+                finished = _drive(session, plan["cells"], tests, limits, report, skip)
+            except SandboxDied as death:      # it could not even take its plan
+                report.notes.append(f"The notebook could not start: {death}.")
+                finished = True
             finally:
-                session.close()
+                if session is not None:
+                    session.close()
             if finished or time.monotonic() >= deadline:
                 break
         else:
@@ -300,36 +376,54 @@ def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Lim
     return report
 
 
-def _drive(session: Session, tests: HiddenTests, limits: Limits, deadline: float,
+def _expected_events(cells: list[dict], skip: set[int]):
+    """The events the harness must send, in order: (event, cell) pairs."""
+    for cell in cells:
+        if cell["index"] in skip:
+            continue
+        yield "cell", cell
+        yield ("test" if cell["kind"] == "test" else "cell_done"), cell
+    yield "end", None
+
+
+def _drive(session: Session, cells: list[dict], tests: HiddenTests, limits: Limits,
            report: SandboxReport, skip: set[int]) -> bool:
-    """Follow one session to its end (True) or its death (False, after noting what killed it)."""
+    """Follow one session to its end (True) or its death (False, after noting what killed it).
+
+    The harness must send exactly the events the plan implies, in order; anything else
+    (a forged, repeated or unknown event) ends the session as a protocol error.
+    """
     current_cell = None
     try:
-        while True:
-            wait = min(limits.cell_timeout + limits.grace, deadline - time.monotonic())
-            event, _ = session.next_message(wait)
+        for expected, cell in _expected_events(cells, skip):
+            event, _ = session.receive(limits.cell_timeout + limits.grace)
             kind = event.get("event")
+            if kind != expected:
+                session.protocol_error(f"sent {str(kind)[:40]!r} where the grader expected {expected!r}")
             if kind == "end":
                 return True
+            if event.get("index", cell["index"]) != cell["index"]:
+                session.protocol_error("an event for another cell")
             if kind == "cell":
-                current_cell = int(event["index"])
+                current_cell = cell["index"]
             elif kind == "cell_done":
                 if event.get("error"):
-                    report.cell_errors[int(event["index"])] = str(event["error"])[:500]
+                    report.cell_errors[cell["index"]] = str(event["error"])[:500]
             elif kind == "test":
-                grade_id = str(event.get("grade_id"))
+                grade_id = cell["grade_id"]
+                if event.get("grade_id") != grade_id:
+                    session.protocol_error("a test event for another test")
                 if grade_id in tests and grade_id not in report.verdicts:
                     passed, message = run_test(tests[grade_id], RemoteStudent(session, limits))
                     if session.dead_reason:   # the student's code killed or hung the sandbox
                         report.verdicts[grade_id] = Verdict(False, f"while testing: {session.dead_reason}")
-                        return False
+                        raise SandboxDied(session.dead_reason)
                     report.verdicts[grade_id] = Verdict(passed, message)
-                session.send({"op": "done"})
-            else:
-                raise SandboxDied("the notebook broke the grader's protocol (unknown event)")
+                session.send({"op": "done"}, None, time.monotonic() + limits.call_timeout)
+        return True
     except SandboxDied as death:
         reason = str(death)
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= session.deadline:
             reason = "the notebook's time budget ran out"
         if current_cell is not None:
             skip.add(current_cell)

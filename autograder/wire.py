@@ -6,6 +6,13 @@ dicts with string keys, numpy arrays of numbers or bools, and torch tensors (whi
 as arrays and come back as tensors). Nothing else can cross: no pickles, no objects whose
 methods could lie about what they are.
 
+Reads loop until the framed length has arrived; on a real file descriptor, reads and
+writes can be bounded by a ``deadline`` (a ``time.monotonic()`` value), so a peer that
+stops reading or writing halfway cannot hang the other side. :func:`to_plain` turns
+what a student may reasonably return (a ``defaultdict``, an ``OrderedDict``, a
+``namedtuple``, a numpy scalar) into plain data *before* encoding, on the side that
+holds the object; the format itself still refuses anything but plain data.
+
 This module runs on both sides, so it imports only the standard library and numpy
 (torch is imported lazily, only when a tensor is encoded or asked for).
 """
@@ -13,7 +20,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import select
 import struct
+import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -25,6 +36,62 @@ MAX_DEPTH = 16
 
 class WireError(Exception):
     """A message that is not well-formed data, or is too large."""
+
+
+class WireTimeout(EOFError):
+    """The other side did not finish sending or receiving a message before the deadline."""
+
+
+# ---- what a student returns -> plain data (run where the object lives) --------------------
+
+MAX_PLAIN_NODES = 100_000
+
+
+def to_plain(value, _depth: int = 0, _count: list | None = None):
+    """``value`` with Mapping, list and tuple subclasses made plain ``dict``/``list``/``tuple``,
+    numpy scalars made Python numbers, and torch tensor subclasses made plain tensors.
+
+    Anything else is returned as it is (and :func:`send` decides whether it is data). Dict
+    keys that are numpy strings become ``str``; other non-string keys are left for
+    :func:`send` to refuse.
+    """
+    count = _count if _count is not None else [0]
+    count[0] += 1
+    if _depth > MAX_DEPTH or count[0] > MAX_PLAIN_NODES:
+        raise WireError("value is nested too deeply or is too large")
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, np.ndarray):
+        return value
+    if isinstance(value, np.generic):
+        return value.item() if value.dtype.kind in "biuf" else value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if _is_tensor_like(value):
+        if not _is_tensor(value):
+            import torch
+            return torch.Tensor.as_subclass(value, torch.Tensor)
+        return value
+    if isinstance(value, Mapping):
+        plain = {}
+        for key, item in value.items():
+            key = str(key) if isinstance(key, (str, np.str_)) else key
+            plain[key] = to_plain(item, _depth + 1, count)
+        return plain
+    if isinstance(value, tuple):
+        return tuple(to_plain(item, _depth + 1, count) for item in value)
+    if isinstance(value, list):
+        return [to_plain(item, _depth + 1, count) for item in value]
+    return value
+
+
+def _is_tensor_like(value) -> bool:
+    return any(k.__module__ == "torch" and k.__name__ == "Tensor" for k in type(value).__mro__)
 
 
 # ---- values <-> (JSON tree, arrays) ---------------------------------------------------
@@ -99,8 +166,8 @@ def _decode(node, arrays: list, tensors: bool, depth: int):
 
 # ---- framing ----------------------------------------------------------------------------
 
-def send(stream, header: dict, payload=None) -> None:
-    """Write ``header`` (a JSON-able dict) and ``payload`` (any data value) to ``stream``."""
+def encode(header: dict, payload=None) -> bytes:
+    """One framed message: ``header`` (a JSON-able dict) and ``payload`` (any data value)."""
     arrays: list = []
     header = dict(header, payload=_encode(payload, arrays, 0))
     blobs = []
@@ -113,38 +180,93 @@ def send(stream, header: dict, payload=None) -> None:
         raise WireError("message header too large")
     if len(text) + sum(map(len, blobs)) > MAX_MESSAGE_BYTES:
         raise WireError("message too large")
-    stream.write(struct.pack("<II", len(text), len(blobs)) + text)
+    parts = [struct.pack("<II", len(text), len(blobs)), text]
     for blob in blobs:
-        stream.write(struct.pack("<Q", len(blob)) + blob)
-    stream.flush()
+        parts += [struct.pack("<Q", len(blob)), blob]
+    return b"".join(parts)
 
 
-def _read_exactly(stream, size: int) -> bytes:
-    data = stream.read(size)
-    if data is None or len(data) != size:
-        raise EOFError("the other side closed the channel")
-    return data
+def send(stream, header: dict, payload=None, deadline: float | None = None) -> None:
+    """Write one message to ``stream``, all of it; by ``deadline`` if one is given.
+
+    On a file descriptor with a deadline the write is non-blocking and waits with
+    ``select``; a reader that does not take the message in time raises :class:`WireTimeout`.
+    """
+    data = encode(header, payload)
+    fd = _fileno(stream)
+    if fd is None:
+        stream.write(data)
+        stream.flush()
+        return
+    waits = deadline is not None or not os.get_blocking(fd)
+    view = memoryview(data)
+    while view:
+        if waits:
+            _wait(fd, deadline, write=True)
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            continue
+        view = view[written:]
 
 
-def receive(stream, tensors: bool = False) -> tuple[dict, object]:
-    """Read one message: (header, payload). Raises EOFError or WireError."""
-    header_size, count = struct.unpack("<II", _read_exactly(stream, 8))
+def _fileno(stream):
+    try:
+        return stream.fileno()
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        return None
+
+
+def _wait(fd: int, deadline: float | None, write: bool = False) -> None:
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        raise WireTimeout("the other side did not answer in time")
+    ready = select.select([], [fd], [], left) if write else select.select([fd], [], [], left)
+    if not any(ready):
+        raise WireTimeout("the other side did not answer in time")
+
+
+def _read_exactly(stream, size: int, deadline: float | None = None) -> bytes:
+    """Exactly ``size`` bytes, however many reads that takes; EOFError if the channel closes."""
+    fd = _fileno(stream)
+    if fd is not None and deadline is None and os.get_blocking(fd):
+        fd = None   # a blocking descriptor: plain reads, each may return less than asked
+    chunks, left = [], size
+    while left > 0:
+        if fd is not None:
+            _wait(fd, deadline)
+            try:
+                data = os.read(fd, min(left, 1 << 20))
+            except BlockingIOError:
+                continue
+        else:
+            data = stream.read(left)
+        if not data:
+            raise EOFError("the other side closed the channel")
+        chunks.append(data)
+        left -= len(data)
+    return b"".join(chunks)
+
+
+def receive(stream, tensors: bool = False, deadline: float | None = None) -> tuple[dict, object]:
+    """Read one message: (header, payload). Raises EOFError (WireTimeout past ``deadline``) or WireError."""
+    header_size, count = struct.unpack("<II", _read_exactly(stream, 8, deadline))
     if header_size > MAX_HEADER_BYTES or count > 4096:
         raise WireError("message header too large")
     try:
-        header = json.loads(_read_exactly(stream, header_size), parse_constant=_reject_constant)
+        header = json.loads(_read_exactly(stream, header_size, deadline), parse_constant=_reject_constant)
     except ValueError as error:
         raise WireError(f"header is not JSON: {error}") from None
     if type(header) is not dict:
         raise WireError("header is not an object")
     arrays, total = [], header_size
     for _ in range(count):
-        (size,) = struct.unpack("<Q", _read_exactly(stream, 8))
+        (size,) = struct.unpack("<Q", _read_exactly(stream, 8, deadline))
         total += size
         if size > MAX_ARRAY_BYTES + 4096 or total > MAX_MESSAGE_BYTES:
             raise WireError("message too large")
         try:
-            array = np.load(io.BytesIO(_read_exactly(stream, size)), allow_pickle=False)
+            array = np.load(io.BytesIO(_read_exactly(stream, size, deadline)), allow_pickle=False)
         except ValueError as error:
             raise WireError(f"array is not plain numeric data: {error}") from None
         if type(array) is not np.ndarray or array.dtype.kind not in "biuf":

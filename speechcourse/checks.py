@@ -55,6 +55,10 @@ def expect_close(name: str, value, expected, rtol: float = 1e-4, atol: float = 1
                  what: str = "the expected value") -> np.ndarray:
     """Fail unless ``value`` has ``expected``'s shape and matches it elementwise."""
     expected = np.asarray(expected, dtype=np.float64)
+    if not np.all(np.isfinite(expected)):   # a broken reference (or one built on a broken answer) proves nothing
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(expected))[0])
+        raise CheckFailed(f"{name}: cannot be checked, because {what} contains {expected[index]} at "
+                          f"index {index}.")
     array = expect_shape(name, value, expected.shape)
     if not np.all(np.isfinite(array)):
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
@@ -68,6 +72,29 @@ def expect_close(name: str, value, expected, rtol: float = 1e-4, atol: float = 1
             f"(got {array[index]:.6g}, expected {expected[index]:.6g})."
         )
     return array
+
+
+DTYPE_KINDS = {"int": "iu", "integer": "iu", "float": "f", "bool": "b"}
+
+
+def expect_dtype(name: str, value, dtype: str) -> None:
+    """Fail unless ``value`` (an array or tensor) has ``dtype``.
+
+    ``dtype`` is an exact name (``"int64"``, ``"float32"``) or a kind (``"int"``, ``"float"``,
+    ``"bool"``). The message names both, e.g. "y_in: expected int64 (torch.long) token ids,
+    got float32".
+    """
+    got = getattr(value, "dtype", None)
+    if got is None:
+        raise CheckFailed(f"{name}: expected an array or tensor of {dtype}, got {describe(value)}.")
+    got_name = str(got).replace("torch.", "")
+    if dtype in DTYPE_KINDS:
+        ok = np.dtype(got_name).kind in DTYPE_KINDS[dtype] if got_name in np.sctypeDict else False
+    else:
+        ok = got_name == dtype
+    if not ok:
+        hint = " (torch.long)" if dtype == "int64" else ""
+        raise CheckFailed(f"{name}: expected dtype {dtype}{hint}, got {got_name}.")
 
 
 def expect_true(condition: bool, message: str) -> None:
