@@ -22,6 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
     grade.add_argument("--call-timeout", type=int, default=30, help="seconds per call to a student function")
     grade.add_argument("--notebook-budget", type=int, default=600, help="seconds per notebook (default 600)")
+    grade.add_argument("--jobs", "-j", type=int, default=0,
+                       help="submissions graded at once on this machine (default: the number of cores)")
+    grade.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                       help="grade on this Dask cluster instead (each submission is one task)")
+
+    export = commands.add_parser("export", help="final grades, one row per student, from OUT's gradebook")
+    export.add_argument("out", type=Path, help="the folder `grade` wrote")
+    export.add_argument("--format", choices=["wide", "canvas"], default="wide",
+                        help="wide: final_grades.csv; canvas: final_grades_canvas.csv (Canvas/Moodle import)")
 
     fill = commands.add_parser("fill", help="fill a student notebook's answer cells from answers files")
     fill.add_argument("notebook", type=Path, help="the student notebook, e.g. labs/<lab>/<lab>.ipynb")
@@ -44,10 +53,18 @@ def main(argv: list[str] | None = None) -> int:
             limits = Limits(cell_timeout=args.cell_timeout, call_timeout=args.call_timeout,
                             notebook_budget=args.notebook_budget)
             started = time.perf_counter()
-            results = grade_folder(args.submissions, args.out, args.labs, not args.no_progress, limits)
+            if args.jobs < 0:
+                raise ValueError("--jobs must be a positive number of processes")
+            results = grade_folder(args.submissions, args.out, args.labs, not args.no_progress, limits,
+                                   jobs=args.jobs or None, scheduler=args.scheduler)
             seconds = time.perf_counter() - started
-            print(f"graded {len(results)} notebooks in {seconds:.1f} s ({seconds / len(results):.1f} s each): "
-                  f"{args.out / 'grades.csv'}, feedback in {args.out / 'feedback'}")
+            failed = sum(result.status == "grader error" for result in results)
+            print(f"graded {len(results)} notebooks in {seconds:.1f} s ({seconds / len(results):.1f} s each), "
+                  f"{failed} grader errors: {args.out / 'grades.csv'}; the nbgrader course for the "
+                  f"formgrader is {args.out} (make formgrader OUT={args.out})")
+        elif args.command == "export":
+            from .export import export_final
+            print(f"wrote {export_final(args.out, args.format)}")
         elif args.command == "fill":
             from .fill import fill_files
             fill_files(args.notebook, args.answers, args.output, args.source)

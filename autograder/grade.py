@@ -1,14 +1,21 @@
-"""``make grade``: grade a folder of submissions into a grades CSV and feedback pages.
+"""``make grade``: grade a folder of submissions into one nbgrader course, a CSV and feedback pages.
 
-The folder is laid out ``<student_id>/<lab>/<lab>.ipynb``. For each student and lab:
-intake (find, read, repair: :mod:`autograder.intake`), then real ``nbgrader autograde``
-with the course's trusted step (:mod:`autograder.preprocessors`), then ``nbgrader
-generate_feedback``. Each submission is graded in its own scratch course folder whose
-gradebook is a copy of one made per lab, so no submission can touch another's.
+The folder is laid out ``<student_id>/<lab>/<lab>.ipynb``. For each student and lab the
+run reads and repairs the submission here (:mod:`autograder.intake`), hands it as data
+to :func:`autograder.job.grade_task` (real ``nbgrader autograde`` with the course's trusted
+step, then the feedback page), and merges the record it returns into the class's course
+under ``OUT`` (:mod:`autograder.gradebook`). Tasks run one at a time, in ``--jobs N``
+local processes, or on a Dask cluster (``--scheduler``); merging is always done here,
+by this one process.
 
-Each result is saved as soon as it exists (``<out>/results/<student>/<lab>.json``), keyed
+Each result is saved as soon as it is merged (``OUT/results/<student>/<lab>.json``), keyed
 by a fingerprint of the submission and of the grader's inputs, so an interrupted run
-picks up where it stopped and a second run over the same folder changes nothing.
+picks up where it stopped, and a second run over the same folder changes nothing. The
+CSV is sorted, so it is the same for any number of jobs.
+
+Nothing about one submission may end the run: the student's files are read without
+following links, only when they are regular files inside the submissions folder, and
+up to a size cap; every step for one submission is inside its own guard.
 """
 from __future__ import annotations
 
@@ -16,32 +23,32 @@ import csv
 import hashlib
 import html
 import json
+import multiprocessing
 import os
-import shutil
+import stat
 import tempfile
-import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader import utils
-from nbgrader.api import Gradebook
-from nbgrader.apps import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
-from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
-from .course import SOLUTIONS, lab_names, nbgrader_config, source_notebook
-from .intake import prepare
+from . import gradebook as course_gradebook
+from .course import SOLUTIONS, lab_names, source_notebook
+from .ids import display_id, id_notes, internal_id
+from .intake import find_notebook, prepare
+from .job import grade_task, limits_as_data, notebook_json
 from .release import generate
 from .sandbox import Limits
 
-# nbgrader 0.9.6's gradebook trips SQLAlchemy 2's autoflush warnings; they are about nbgrader, not us.
-warnings.filterwarnings("ignore", category=SAWarning)
-
 CSV_COLUMNS = ["student_id", "lab", "score", "max_score", "manual_max_score", "status", "notes"]
 GRADER_FILES = [Path(__file__).parent / name for name in
-                ("grade.py", "intake.py", "preprocessors.py", "sandbox.py", "harness.py", "wire.py", "hidden.py")]
+                ("grade.py", "job.py", "intake.py", "preprocessors.py", "sandbox.py", "harness.py", "wire.py",
+                 "hidden.py", "calls.py", "skipping.py", "feedback.py")]
+MAX_NOTEBOOK_BYTES = 32 << 20     # a bigger file is not read (a notebook of plots is a few MB)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # what a spreadsheet reads as a formula
 
 
 class GradingError(Exception):
@@ -58,7 +65,7 @@ class TestResult:
 
 @dataclass
 class Result:
-    student_id: str
+    student_id: str             # the student's folder name, as text
     lab: str
     score: float
     max_score: float
@@ -67,6 +74,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
     tests: list[TestResult] = field(default_factory=list)
     fingerprint: str = ""
+    gradebook_id: str = ""      # the id nbgrader files it under (ids.internal_id)
+    submitted: str = ""         # submitted | untouched | not submitted
 
     def row(self) -> dict:
         return {"student_id": self.student_id, "lab": self.lab, "score": _points(self.score),
@@ -96,6 +105,11 @@ def _sha256(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
+def grader_fingerprint(lab: str) -> str:
+    inputs = [source_notebook(lab), SOLUTIONS / lab / "hidden_tests.py", SOLUTIONS / lab / "reference.py"]
+    return _sha256(*(path.read_bytes() for path in inputs + GRADER_FILES if path.exists()))
+
+
 def plan_lab(lab: str, scratch: Path) -> LabPlan:
     template = scratch / f"template-{lab}"
     release = generate(lab, template)
@@ -108,14 +122,12 @@ def plan_lab(lab: str, scratch: Path) -> LabPlan:
                 manual_max += points
             else:
                 auto_max += points
-    inputs = [source_notebook(lab), SOLUTIONS / lab / "hidden_tests.py", SOLUTIONS / lab / "reference.py"]
-    fingerprint = _sha256(*(path.read_bytes() for path in inputs + GRADER_FILES if path.exists()))
-    return LabPlan(lab, template, student_version, auto_max, manual_max, fingerprint)
+    return LabPlan(lab, template, student_version, auto_max, manual_max, grader_fingerprint(lab))
 
 
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
+    partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
     os.replace(partial, path)
 
@@ -123,80 +135,79 @@ def _write_atomically(path: Path, text: str) -> None:
 def _feedback_page(result: Result, reason: str) -> str:
     """A plain page for when nbgrader's own feedback cannot be made."""
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{result.lab}: feedback</title></head>"
-            f"<body><h1>{html.escape(result.lab)}: {html.escape(result.status)}</h1><p>{html.escape(reason)}</p>"
-            f"<p>Score: {_points(result.score)} / {_points(result.max_score)}</p><ul>{notes}</ul></body></html>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(result.lab)}: feedback"
+            f"</title></head><body><h1>{html.escape(result.lab)}: {html.escape(result.status)}</h1>"
+            f"<p>{html.escape(reason)}</p><p>Score: {_points(result.score)} / {_points(result.max_score)}</p>"
+            f"<ul>{notes}</ul></body></html>")
 
 
-def grade_one(submissions: Path, student: str, plan: LabPlan, out: Path, fingerprint: str,
-              limits: Limits = Limits()) -> Result:
-    """Grade one student's one lab; never raises for a problem in the submission."""
-    result = Result(student, plan.lab, 0.0, plan.auto_max, plan.manual_max, "not graded",
-                    fingerprint=fingerprint)
-    feedback = out / "feedback" / student / plan.lab / f"{plan.lab}.html"
-    intake = prepare(submissions / student / plan.lab, plan.lab, plan.student_version)
-    result.notes = list(intake.notes)
-    if intake.reason:
-        result.notes.insert(0, intake.reason)
-        _write_atomically(feedback, _feedback_page(result, intake.reason))
-        return result
-    with tempfile.TemporaryDirectory(prefix="course-") as scratch:
-        course = Path(scratch) / "course"
-        shutil.copytree(plan.template, course)
-        submitted = course / "submitted" / student / plan.lab / f"{plan.lab}.ipynb"
-        submitted.parent.mkdir(parents=True)
-        nbformat.write(intake.notebook, submitted)
-        config = nbgrader_config(course, source_directory="source", release_directory="release")
-        config.TrustedExecute.cell_timeout = limits.cell_timeout
-        config.TrustedExecute.call_timeout = limits.call_timeout
-        config.TrustedExecute.notebook_budget = limits.notebook_budget
-        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-        outcome = api.autograde(plan.lab, student, force=True, create=True)
-        if not outcome["success"]:
-            detail = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()
-            result.status = "grader error"
-            result.notes.insert(0, "nbgrader could not grade this notebook: " + (detail[-1] if detail else "?"))
-            _write_atomically(feedback, _feedback_page(result, result.notes[0]))
-            return result
-        autograded = nbformat.read(course / "autograded" / student / plan.lab / f"{plan.lab}.ipynb",
-                                   as_version=4)
-        result.notes = list(autograded.metadata.get("autograder", {}).get("notes", []))
-        messages = _test_messages(autograded)
-        with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gradebook:
-            notebook = gradebook.find_submission_notebook(plan.lab, plan.lab, student)
-            for grade in sorted(notebook.grades, key=lambda g: g.name):
-                if grade.cell_type == "code" and not grade.needs_manual_grade:
-                    score = float(grade.score or 0)
-                    result.tests.append(TestResult(grade.name, score, float(grade.max_score),
-                                                   messages.get(grade.name, "")))
-            result.score = sum(test.score for test in result.tests)
-            result.status = "needs manual grading" if notebook.needs_manual_grade else "graded"
-        generated = course / "feedback" / student / plan.lab / f"{plan.lab}.html"
-        if api.generate_feedback(plan.lab, student, force=True)["success"] and generated.exists():
-            feedback.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(generated, feedback)
-        else:
-            _write_atomically(feedback, _feedback_page(result, "nbgrader could not write the feedback page; "
-                                                              "ask your instructor for your results"))
-    return result
+# --- reading the submissions folder without trusting it ------------------------------------
+
+def read_regular(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) under ``cap``."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+            return None
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            data = stream.read(cap + 1)
+        return data if len(data) <= cap else None
+    finally:
+        os.close(handle)
 
 
-def _test_messages(notebook) -> dict[str, str]:
-    messages = {}
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell):
-            texts = [output.get("evalue") or output.get("text", "") for output in cell.outputs]
-            messages[cell.metadata.nbgrader["grade_id"]] = " ".join(t.strip() for t in texts)
-    return messages
+def _kind(path: Path) -> str:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "missing"
+    return ("link" if stat.S_ISLNK(mode) else "folder" if stat.S_ISDIR(mode)
+            else "file" if stat.S_ISREG(mode) else "special")
 
 
 def _submission_fingerprint(submissions: Path, student: str, lab: str, plan: LabPlan) -> str:
+    """What the grade depends on: the grader's inputs and the lab folder's notebooks, read safely."""
     folder = submissions / student / lab
-    files = sorted(folder.rglob("*.ipynb")) if folder.is_dir() else []
-    parts = [plan.grader_fingerprint.encode(), str(folder.is_dir()).encode()]
-    for path in files:
-        parts += [str(path.relative_to(folder)).encode(), path.read_bytes()]
+    parts = [plan.grader_fingerprint.encode(), _kind(submissions / student).encode(), _kind(folder).encode()]
+    if _kind(submissions / student) == "folder" and _kind(folder) == "folder":
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)[:1000]:
+            if entry.name.endswith(".ipynb"):
+                kind = _kind(Path(entry.path))
+                data = read_regular(Path(entry.path)) if kind == "file" else None
+                parts += [os.fsencode(entry.name), kind.encode(), b"-" if data is None else data]
     return _sha256(*parts)
+
+
+def _unsafe_path(submissions: Path, student: str, lab: str) -> str | None:
+    """Why the grader will not read this submission's folder, or None."""
+    if _kind(submissions / student) == "link":
+        return "the student's folder is a symbolic link; the grader does not follow links"
+    folder = submissions / student / lab
+    if _kind(folder) == "link":
+        return f"the folder {lab}/ is a symbolic link; the grader does not follow links"
+    if _kind(folder) == "folder" and not folder.resolve().is_relative_to(submissions.resolve()):
+        return f"the folder {lab}/ lies outside the submissions folder"
+    found = find_notebook(folder, lab) if _kind(folder) == "folder" else None
+    if found is not None and found.path is not None:
+        kind = _kind(found.path)
+        if kind == "link":
+            return f"{found.path.name} is a symbolic link; the grader does not follow links"
+        if kind != "file":
+            return f"{found.path.name} is not a regular file"
+        if os.lstat(found.path).st_size > MAX_NOTEBOOK_BYTES:
+            return f"{found.path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB"
+    return None
+
+
+def _untouched(notebook, student_version) -> bool:
+    released = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in student_version.cells
+                if utils.is_solution(cell)}
+    answers = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in notebook.cells if utils.is_solution(cell)}
+    return all(answers.get(grade_id) == source for grade_id, source in released.items())
 
 
 def _load_result(path: Path) -> Result | None:
@@ -211,8 +222,9 @@ def _load_result(path: Path) -> Result | None:
 def students_and_labs(submissions: Path, labs: list[str] | None) -> tuple[list[str], list[str]]:
     if not submissions.is_dir():
         raise GradingError(f"{submissions} is not a folder of submissions")
-    students = sorted(path.name for path in submissions.iterdir()
-                      if path.is_dir() and not path.name.startswith("."))
+    # a link is listed (and graded as "not followed"); it is never entered
+    students = sorted(entry.name for entry in os.scandir(submissions)
+                      if not entry.name.startswith(".") and (entry.is_dir() or entry.is_symlink()))
     if not students:
         raise GradingError(f"{submissions} holds no student folders (expected <student_id>/<lab>/<lab>.ipynb)")
     known = lab_names()
@@ -221,44 +233,205 @@ def students_and_labs(submissions: Path, labs: list[str] | None) -> tuple[list[s
         if unknown:
             raise GradingError(f"unknown lab {', '.join(unknown)}; the labs are {', '.join(known)}")
         return students, sorted(labs)
-    present = sorted({lab for lab in known for student in students if (submissions / student / lab).exists()})
+    present = sorted({lab for lab in known for student in students
+                      if _kind(submissions / student) == "folder" and _kind(submissions / student / lab) != "missing"})
     if not present:
         raise GradingError(f"no student folder in {submissions} holds a lab folder ({', '.join(known)})")
     return students, present
 
 
-def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None,
-                 progress: bool = True, limits: Limits = Limits()) -> list[Result]:
-    """Grade every student's every lab; write ``grades.csv``, feedback and results under ``out``."""
+# --- one submission, on this side -----------------------------------------------------------
+
+def _intake(submissions: Path, student: str, plan: LabPlan, fingerprint: str, limits: Limits,
+            template: Path) -> tuple[Result, dict | None]:
+    """The submission's result so far, and the task that grades it (None when it cannot be graded)."""
+    gradebook_id = internal_id(student)
+    result = Result(display_id(student), plan.lab, 0.0, plan.auto_max, plan.manual_max, "not graded",
+                    id_notes(student), fingerprint=fingerprint, gradebook_id=gradebook_id,
+                    submitted="submitted")
+    reason = _unsafe_path(submissions, student, plan.lab)
+    intake = None if reason else prepare(submissions / student / plan.lab, plan.lab, plan.student_version)
+    if intake is not None:
+        result.notes += list(intake.notes)
+        reason = intake.reason
+    if reason:
+        result.notes.insert(0, reason)
+        result.submitted = "not submitted" if reason.startswith("missing") else "submitted"
+        return result, None
+    if _untouched(intake.notebook, plan.student_version):
+        result.submitted = "untouched"
+    intake.notebook.metadata.setdefault("autograder", {})["notes"] = list(result.notes)
+    task = {"student": gradebook_id, "lab": plan.lab, "notebook": notebook_json(intake.notebook),
+            "notes": list(result.notes), "limits": limits_as_data(limits), "grader": plan.grader_fingerprint,
+            "template": str(template)}
+    return result, task
+
+
+def _finish(result: Result, record: dict) -> Result:
+    result.status, result.score = record["status"], float(record["score"])
+    result.notes = list(record["notes"])   # the intake's notes travelled with the notebook
+    result.tests = [TestResult(**test) for test in record["tests"]]
+    return result
+
+
+def _run_tasks(tasks: list[dict], jobs: int, scheduler):
+    """Yield (task, record) as each task finishes: here, in a process pool, or on Dask."""
+    if scheduler is not None:
+        yield from _run_on_dask(tasks, scheduler)
+    elif jobs <= 1:
+        for task in tasks:
+            yield task, grade_task(task)
+    else:
+        context = multiprocessing.get_context("spawn")   # no threads or locks inherited from this process
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(grade_task, task): task for task in tasks}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], _record_of(future, futures[future])
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def _record_of(future, task: dict) -> dict:
+    try:
+        return future.result()
+    except Exception as error:   # the worker process died (memory, a signal) or the cluster lost it
+        from .job import _error
+        return _error(task, f"the grading worker was lost ({type(error).__name__}: {error}); "
+                            "not saved, so a rerun grades it again")
+
+
+def _run_on_dask(tasks: list[dict], scheduler):
+    """Each submission is one Dask task running :func:`grade_task`; records come back as data."""
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise GradingError("--scheduler needs dask[distributed]: pip install -r requirements.txt") from None
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, timeout=30) if own else scheduler
+    except OSError as error:
+        raise GradingError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+    try:
+        futures = {client.submit(grade_task, task, pure=False, key=f"grade-{index}-{task['lab']}-"
+                                 f"{hashlib.sha256(task['student'].encode()).hexdigest()[:8]}"): task
+                   for index, task in enumerate(tasks)}
+        for future in dask_completed(futures):
+            yield futures[future], _record_of(future, futures[future])
+    finally:
+        if own:
+            client.close()
+
+
+# --- the class ------------------------------------------------------------------------------
+
+def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, progress: bool = True,
+                 limits: Limits = Limits(), jobs: int | None = None, scheduler=None) -> list[Result]:
+    """Grade every student's every lab into the course under ``out``; write ``grades.csv``.
+
+    ``jobs`` processes grade at once (default: the number of cores); with ``scheduler`` (a Dask
+    address such as ``tcp://host:8786``, or a ``distributed.Client``) the cluster does.
+    """
     submissions, out = Path(submissions), Path(out)
+    jobs = jobs or os.cpu_count() or 1
     students, labs = students_and_labs(submissions, labs)
-    results = []
+    if out.resolve().is_relative_to(submissions.resolve()):
+        raise GradingError(f"{out} is inside {submissions}; write the results somewhere else")
+    course_gradebook.prepare_course(out, labs)
+    course_gradebook.add_students(out, [internal_id(student) for student in students])
+    course_gradebook.save_students(out, {internal_id(student): display_id(student) for student in students})
+    results: dict[tuple[str, str], Result] = {}
     with tempfile.TemporaryDirectory(prefix="grading-") as scratch:
         plans = {lab: plan_lab(lab, Path(scratch)) for lab in labs}
-        jobs = [(student, lab) for student in students for lab in labs]
-        for student, lab in tqdm(jobs, desc="grading", unit="notebook", disable=not progress):
-            plan = plans[lab]
-            saved = out / "results" / student / f"{lab}.json"
-            fingerprint = _submission_fingerprint(submissions, student, lab, plan)
-            result = _load_result(saved) if saved.exists() else None
-            if result is None or result.fingerprint != fingerprint:
+        pending, submitted = [], {}
+        bar = tqdm(total=len(students) * len(labs), desc="grading", unit="notebook", disable=not progress)
+        failures = 0
+        for student in students:
+            for lab in labs:
+                plan = plans[lab]
+                key = (student, lab)
                 try:
-                    result = grade_one(submissions, student, plan, out, fingerprint, limits)
-                    _write_atomically(saved, json.dumps(asdict(result), indent=1, sort_keys=True))
-                except Exception as error:  # a grader bug must not stop the other students' grading
-                    result = Result(student, lab, 0.0, plan.auto_max, plan.manual_max, "grader error",
-                                    [f"internal grader error, not saved so a rerun tries again: "
-                                     f"{type(error).__name__}: {error}"])
-            results.append(result)
-    write_csv(out / "grades.csv", results)
-    return results
+                    fingerprint = _submission_fingerprint(submissions, student, lab, plan)
+                    saved = _load_result(_saved_path(out, student, lab))
+                    if saved is not None and saved.fingerprint == fingerprint:
+                        results[key] = saved
+                        bar.update(1)
+                        continue
+                    result, task = _intake(submissions, student, plan, fingerprint, limits, plan.template)
+                    if task is None:
+                        _settle(out, result, None, None)
+                except Exception as error:   # nothing about one submission may end the run
+                    result, task = _grader_error(student, plan, error), None
+                results[key] = result
+                if task is None:
+                    failures += result.status == "grader error"
+                    bar.update(1)
+                else:
+                    pending.append(task)
+                    submitted[(task["student"], lab)] = (key, task["notebook"])
+        bar.set_postfix(failed=failures)
+        for task, record in _run_tasks(pending, jobs, scheduler):
+            key, notebook = submitted[(task["student"], task["lab"])]
+            try:
+                result = _finish(results[key], record)
+                _settle(out, result, record, notebook)
+            except Exception as error:
+                result = results[key] = _grader_error(key[0], plans[key[1]], error)
+            results[key] = result
+            failures += result.status == "grader error"
+            bar.update(1)
+            bar.set_postfix(failed=failures)
+        bar.close()
+    ordered = [results[key] for key in sorted(results, key=lambda key: (display_id(key[0]), key[1]))]
+    write_csv(out / "grades.csv", ordered)
+    return ordered
+
+
+def _saved_path(out: Path, student: str, lab: str) -> Path:
+    return out / "results" / internal_id(student) / f"{lab}.json"
+
+
+def _grader_error(student: str, plan: LabPlan, error: Exception) -> Result:
+    return Result(display_id(student), plan.lab, 0.0, plan.auto_max, plan.manual_max, "grader error",
+                  [f"internal grader error, not saved so a rerun tries again: {type(error).__name__}: {error}"],
+                  gradebook_id=internal_id(student))
+
+
+def _settle(out: Path, result: Result, record: dict | None, notebook: str | None) -> None:
+    """Merge one finished submission into the course, then save its result (the commit point)."""
+    feedback = out / "feedback" / result.gradebook_id / result.lab / f"{result.lab}.html"
+    if record is not None:
+        course_gradebook.merge(out, record, notebook)
+    if record is None or record.get("feedback") is None:
+        reason = result.notes[0] if result.notes else "the grader could not make a feedback page"
+        if record is not None and record.get("autograded") is not None:
+            reason = "nbgrader could not write the feedback page; ask your instructor for your results"
+        _write_atomically(feedback, _feedback_page(result, reason))
+    if record is None or record.get("saved", True):
+        _write_atomically(_saved_path(out, result.gradebook_id, result.lab),
+                          json.dumps(asdict(result), indent=1, sort_keys=True, ensure_ascii=False))
+
+
+# --- CSV files ------------------------------------------------------------------------------
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet shows as text: a leading = + - @ tab or CR gets a leading '."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _write_rows(path: Path, columns: list[str], rows: list[dict], extra: list[dict] = ()) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in [*extra, *rows]:
+            writer.writerow({key: csv_safe(value) for key, value in row.items()})
+    os.replace(partial, path)
 
 
 def write_csv(path: Path, results: list[Result]) -> None:
     rows = sorted((result.row() for result in results), key=lambda row: (row["student_id"], row["lab"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".csv.partial"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(path.with_suffix(".csv.partial"), path)
+    _write_rows(path, CSV_COLUMNS, rows)
