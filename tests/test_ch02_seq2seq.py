@@ -213,11 +213,40 @@ def test_visible_self_checks_on_untouched_stubs_raise_not_implemented():
 
 
 def test_visible_greedy_checks_see_outputs_of_different_lengths():
-    decoder_lengths = []
-    for seed, B in ((11, 12), (17, 10)):
-        decoder, contexts = selfcheck._greedy_case(REF.Decoder, seed, B)
-        decoder_lengths.append({len(selfcheck._own_greedy(decoder, c, 6)) for c in contexts})
-    assert all(len(lengths) >= 3 for lengths in decoder_lengths), decoder_lengths
+    for case in selfcheck.GREEDY_CASES:
+        _, _, expected = selfcheck._greedy_case(REF.Decoder, case)
+        assert len({len(out) for out in expected}) >= 3, (case, expected)
+
+
+def test_self_check_data_is_what_the_reference_computes():
+    """The self-checks' expected values and weights (shipped to students) are the reference's."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("selfcheck_data", LAB / "selfcheck_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.build()
+    with np.load(selfcheck.DATA) as committed:
+        assert set(committed.files) == set(built)
+        for key, value in built.items():
+            np.testing.assert_allclose(committed[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_self_check_module_computes_no_answer():
+    """The shipped self-check runs no GRU of its own, no greedy loop, no decoder step of its own."""
+    source = Path(selfcheck.__file__).read_text()
+    for forbidden in (".rnn(", "decoder.cell(", "decoder.out(", "logits.argmax("):
+        assert forbidden not in source, forbidden
+
+
+def test_torch_lab_messages_speak_of_tensors():
+    with pytest.raises(CheckFailed, match="expected a torch tensor, got a list"):
+        selfcheck.check_masked_cross_entropy(lambda logits, targets: [1.0])
+
+
+def test_a_stub_is_named_with_its_class():
+    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
+    with pytest.raises(NotImplementedError, match=r"Encoder\.forward raised NotImplementedError"):
+        selfcheck.check_encoder_context(ns["Encoder"])
 
 
 @pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))

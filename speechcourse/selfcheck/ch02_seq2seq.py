@@ -1,49 +1,104 @@
 """Visible self-checks of lab 2 (seq2seq).
 
 They run in your notebook and explain in words what is wrong. They use small cases worked
-out by hand, PyTorch's own ``F.cross_entropy(..., ignore_index=...)`` and ``nn.GRU`` run
-on one unpadded utterance at a time as independent references, and your own ``step`` where
-a part is built on it. Passing them is a good sign, not a guarantee: the grader tests more
-cases.
+out by hand, PyTorch's ``F.cross_entropy(..., ignore_index=...)`` (the definition of the
+masked loss), properties any correct answer has, and expected values precomputed by the
+course's reference implementation: the checks load known weights (stored in
+``ch02_seq2seq.npz`` next to this file) into your modules and compare what they return.
+That is why your ``Encoder`` and ``Decoder`` must keep the layers ``__init__`` creates.
+Passing the checks is a good sign, not a guarantee: the grader tests more cases.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from speechcourse.checks import CheckFailed, as_array, expect_close, expect_shape, expect_true
+from speechcourse.checks import CheckFailed, describe, expect_close, expect_shape, expect_true
+from speechcourse.selfcheck import self_check
 
 PAD, BOS, EOS, V = 0, 1, 2, 13
+DATA = Path(__file__).with_suffix(".npz")
+
+# The problems the checks pose; their answers are in DATA.
+ENCODER_CASES = {"encoder0": (0, 5, 4, (4, 7, 2)), "encoder1": (1, 5, 4, (4, 7, 2))}  # seed, F, H, lengths
+DECODER_CASES = {"decoder": (3, 3, 4)}                                              # seed, emb, H
+GREEDY_CASES = {"greedy_eos": (11, 12), "greedy_batch": (17, 10)}                    # seed, B
 
 
-def _passed(what: str) -> None:
-    print(f"✓ {what} passed")
+def _expected(key: str) -> np.ndarray:
+    with np.load(DATA) as data:
+        return data[key]
+
+
+def _state(prefix: str) -> dict:
+    with np.load(DATA) as data:
+        start = f"{prefix}/w/"
+        return {key[len(start):]: torch.from_numpy(data[key]) for key in data.files if key.startswith(start)}
+
+
+def encoder_inputs(seed, F, lengths, T=9):
+    """x (T, B, F) float32, zero-padded past each utterance's length; lengths (B,) long."""
+    rng = np.random.default_rng(seed)
+    x = torch.zeros(T, len(lengths), F)                        # (T, B, F)
+    for b, n in enumerate(lengths):
+        x[:n, b] = torch.from_numpy(rng.standard_normal((n, F)).astype(np.float32))
+    return x, torch.tensor(lengths)
+
+
+def decoder_inputs(seed, H):
+    """(y_prev (3,), s_prev (3, H), context (3, H)) for a step; y_in (4, 3) for teacher forcing."""
+    rng = np.random.default_rng(seed)
+    y_prev = torch.tensor([BOS, 5, 9])
+    s_prev = torch.from_numpy(rng.standard_normal((3, H)).astype(np.float32))
+    context = torch.from_numpy(rng.standard_normal((3, H)).astype(np.float32))
+    y_in = torch.tensor([[BOS, BOS, BOS], [5, 7, 12], [6, 3, PAD], [9, PAD, PAD]])  # (U, B)
+    return y_prev, s_prev, context, y_in
+
+
+def greedy_pool(seed):
+    """(80, 6) candidate contexts; the greedy checks use the ones stored in DATA."""
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal((80, 6)).astype(np.float32))
+
+
+def tensor_values(name: str, value, shape=None, dims=None) -> np.ndarray:
+    """A returned torch tensor as a float64 array (checked for shape), or a failure in words."""
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(f"{name}: expected a torch tensor, got {describe(value)}.")
+    array = value.detach().cpu().double().numpy()
+    return array if shape is None else expect_shape(name, array, shape, dims)
 
 
 def _pair(name, result):
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"{name} should return a pair: `return a, b`.")
+                f"{name} should return a pair (`return a, b`), got {describe(result)}.")
     return result
 
 
-def _seeded(cls, seed, *args):
-    torch.manual_seed(seed)
-    return cls(*args)
+def _load(module, part: str, state: dict, cls: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError) as error:
+        raise CheckFailed(
+            f"could not load known weights into your {cls}{part} ({str(error).splitlines()[0]}). "
+            f"Keep the layers that __init__ creates, with their names and sizes.") from None
 
 
 # ---------------------------------------------------------------------- masked_cross_entropy
 
+@self_check("masked_cross_entropy")
 def check_masked_cross_entropy(masked_cross_entropy) -> None:
     # by hand: logits 0 everywhere, so -log p = log V for every real token, whatever the mask
     logits = torch.zeros(3, 2, V)
     targets = torch.tensor([[4, 5], [6, PAD], [PAD, PAD]])
-    got = as_array("masked_cross_entropy(zeros, targets)", masked_cross_entropy(logits, targets))
+    got = tensor_values("masked_cross_entropy(zeros, targets)", masked_cross_entropy(logits, targets))
     expect_true(got.size == 1, f"masked_cross_entropy should return a scalar tensor, got shape {got.shape}.")
     if np.isclose(got.item(), np.log(V) * 3 / 6, rtol=1e-4):
         raise CheckFailed("masked_cross_entropy averages over all U * B positions, padding included: "
                           "divide by the number of real (non-PAD) tokens instead.")
     expect_close("masked_cross_entropy with all-zero logits", got.reshape(()), np.log(V), rtol=1e-4,
-                 what="log(13), the cross-entropy of a uniform guess")
+                 what="log(13) = 2.565, the cross-entropy of a uniform guess")
     rng = np.random.default_rng(0)
     logits = torch.from_numpy(rng.standard_normal((5, 4, V)).astype(np.float32)).requires_grad_()
     targets = torch.from_numpy(rng.integers(3, V, size=(5, 4)))
@@ -58,7 +113,6 @@ def check_masked_cross_entropy(masked_cross_entropy) -> None:
     loss.backward()
     expect_true(float(logits.grad[3:, 0].abs().sum()) == 0.0,
                 "the gradient of masked_cross_entropy reaches logits at padded positions.")
-    _passed("masked_cross_entropy")
 
 
 # ----------------------------------------------------------------------------- shift_targets
@@ -68,11 +122,12 @@ def _shift(shift_targets):
     labels = torch.tensor([[6, 12], [4, PAD], [7, PAD]])      # (N, B) = (3, 2)
     lengths = torch.tensor([3, 1])
     y_in, y_out = _pair("shift_targets(labels, lengths)", shift_targets(labels, lengths))
-    y_in = expect_shape("y_in returned by shift_targets", y_in, (4, 2), "N + 1, B")
-    y_out = expect_shape("y_out returned by shift_targets", y_out, (4, 2), "N + 1, B")
+    y_in = tensor_values("y_in returned by shift_targets", y_in, (4, 2), "N + 1, B")
+    y_out = tensor_values("y_out returned by shift_targets", y_out, (4, 2), "N + 1, B")
     return y_in.astype(int), y_out.astype(int)
 
 
+@self_check("shift_targets inputs")
 def check_shift_targets_inputs(shift_targets) -> None:
     y_in, _ = _shift(shift_targets)
     want = np.array([[BOS, BOS], [6, 12], [4, PAD], [7, PAD]])
@@ -82,9 +137,9 @@ def check_shift_targets_inputs(shift_targets) -> None:
     if not np.array_equal(y_in, want):
         raise CheckFailed(f"y_in for 'three one four' (6 4 7) and 'nine' (12) should be "
                           f"{want.T.tolist()} (one list per utterance), got {y_in.T.tolist()}.")
-    _passed("shift_targets inputs")
 
 
+@self_check("shift_targets outputs")
 def check_shift_targets_outputs(shift_targets) -> None:
     _, y_out = _shift(shift_targets)
     want = np.array([[6, 12], [4, EOS], [7, PAD], [EOS, PAD]])
@@ -94,160 +149,149 @@ def check_shift_targets_outputs(shift_targets) -> None:
     if not np.array_equal(y_out, want):
         raise CheckFailed(f"y_out for 'three one four' (6 4 7) and 'nine' (12) should be "
                           f"{want.T.tolist()} (one list per utterance), got {y_out.T.tolist()}.")
-    _passed("shift_targets outputs")
 
 
 # ----------------------------------------------------------------------------------- Encoder
 
-def _encoder_case(Encoder, seed=0, F=5, H=4):
-    encoder = _seeded(Encoder, seed, F, H)
+def _encoder_case(Encoder, case):
+    seed, F, H, lengths = ENCODER_CASES[case]
+    encoder = Encoder(F, H)
     expect_true(isinstance(getattr(encoder, "rnn", None), torch.nn.GRU),
                 "Encoder must keep self.rnn = nn.GRU(n_in, hidden) from the given __init__.")
-    rng = np.random.default_rng(seed)
-    lengths = [4, 7, 2]
-    x = torch.zeros(9, 3, F)                                   # (T, B, F): padded past the longest
-    for b, n in enumerate(lengths):
-        x[:n, b] = torch.from_numpy(rng.standard_normal((n, F)).astype(np.float32))
+    _load(encoder.rnn, ".rnn", _state(case), "Encoder")
+    x, lens = encoder_inputs(seed, F, lengths)
     with torch.no_grad():
-        states, context = _pair("Encoder.forward(x, lengths)", encoder(x, torch.tensor(lengths)))
-        # independent reference: the same GRU on each utterance alone, without padding
-        alone = [encoder.rnn(x[:n, b:b + 1])[0][:, 0] for b, n in enumerate(lengths)]
-    states = expect_shape("states returned by Encoder.forward", states, (9, 3, H), "T, B, H")
-    context = expect_shape("context returned by Encoder.forward", context, (3, H), "B, H")
-    return lengths, states, context, [a.numpy() for a in alone]
+        states, context = _pair("Encoder.forward(x, lengths)", encoder(x, lens))
+    states = tensor_values("states returned by Encoder.forward", states, (9, 3, H), "T, B, H")
+    context = tensor_values("context returned by Encoder.forward", context, (3, H), "B, H")
+    return lengths, states, context
 
 
+@self_check("Encoder context")
 def check_encoder_context(Encoder) -> None:
-    lengths, states, context, alone = _encoder_case(Encoder)
+    lengths, _, context = _encoder_case(Encoder, "encoder0")
+    want, padded_end = _expected("encoder0/context"), _expected("encoder0/context_padded_end")
     for b, n in enumerate(lengths):
-        if not np.allclose(context[b], alone[b][-1], atol=1e-5) and n < 9:
+        if not np.allclose(context[b], want[b], atol=1e-5) and np.allclose(context[b], padded_end[b], atol=1e-5):
             raise CheckFailed(
-                f"the context of utterance {b} ({n} real frames, padded to 9) is not the GRU's "
-                f"state after its frame {n - 1}: the context must ignore padding (use "
-                f"pack_padded_sequence, or take the state at lengths[b] - 1).")
-    expect_close("context", context, np.stack([a[-1] for a in alone]), atol=1e-5,
-                 what="the GRU's last state on each utterance run alone")
-    _passed("Encoder context")
+                f"the context of utterance {b} ({n} real frames, padded to 9) is the GRU's state "
+                f"at the end of the padding: the context must ignore padding (use "
+                f"pack_padded_sequence, or take the state at lengths[b] - 1 = {n - 1}).")
+    expect_close("context", context, want, atol=1e-5,
+                 what="the GRU's state after each utterance's last real frame")
 
 
+@self_check("Encoder states")
 def check_encoder_states(Encoder) -> None:
-    lengths, states, _, alone = _encoder_case(Encoder, seed=1)
+    lengths, states, _ = _encoder_case(Encoder, "encoder1")
+    want = _expected("encoder1/states")
     for b, n in enumerate(lengths):
-        expect_close(f"states[:{n}, {b}]", states[:n, b], alone[b], atol=1e-5,
-                     what="the GRU's states on utterance b run alone")
+        expect_close(f"states[:{n}, {b}]", states[:n, b], want[:n, b], atol=1e-5,
+                     what=f"the GRU's states over the {n} real frames of utterance {b}")
         if np.any(states[n:, b] != 0):
             raise CheckFailed(f"states[{n}:, {b}] (padding after utterance {b}) should be zero, "
                               "so that nothing later can mistake padding for speech.")
-    _passed("Encoder states")
 
 
 # ----------------------------------------------------------------------------------- Decoder
 
-def _decoder(Decoder, seed=0, emb=3, H=4):
-    decoder = _seeded(Decoder, seed, V, emb, H)
+def _decoder(Decoder, case, emb, H):
+    decoder = Decoder(V, emb, H)
     for name, kind in [("embed", torch.nn.Embedding), ("cell", torch.nn.GRUCell), ("out", torch.nn.Linear)]:
         expect_true(isinstance(getattr(decoder, name, None), kind),
                     f"Decoder must keep self.{name} from the given __init__.")
+    _load(decoder, "", _state(case), "Decoder")
     return decoder
 
 
+@self_check("Decoder.step")
 def check_decoder_step(Decoder) -> None:
-    decoder = _decoder(Decoder)
-    rng = np.random.default_rng(2)
-    y_prev = torch.tensor([BOS, 5, 9])
-    s_prev = torch.from_numpy(rng.standard_normal((3, 4)).astype(np.float32))
-    context = torch.from_numpy(rng.standard_normal((3, 4)).astype(np.float32))
+    seed, emb, H = DECODER_CASES["decoder"]
+    decoder = _decoder(Decoder, "decoder", emb, H)
+    y_prev, s_prev, context, _ = decoder_inputs(seed, H)
     with torch.no_grad():
         logits, s = _pair("Decoder.step(y_prev, s_prev, context)", decoder.step(y_prev, s_prev, context))
-        want_s = decoder.cell(torch.cat([decoder.embed(y_prev), context], -1), s_prev)
-        want_logits = decoder.out(want_s)
-    logits = expect_shape("logits returned by Decoder.step", logits, (3, V), "B, V")
-    s = expect_shape("s returned by Decoder.step", s, (3, 4), "B, H")
-    expect_close("s returned by Decoder.step", s, want_s, atol=1e-5,
-                 what="self.cell(torch.cat([self.embed(y_prev), context], -1), s_prev)")
-    expect_close("logits returned by Decoder.step", logits, want_logits, atol=1e-5, what="self.out(s)")
-    _passed("Decoder.step")
+    logits = tensor_values("logits returned by Decoder.step", logits, (3, V), "B, V")
+    s = tensor_values("s returned by Decoder.step", s, (3, H), "B, H")
+    expect_close("s returned by Decoder.step", s, _expected("decoder/step_s"), atol=1e-5,
+                 what="self.cell(torch.cat([self.embed(y_prev), context], -1), s_prev), "
+                      "embedding first")
+    expect_close("logits returned by Decoder.step", logits, _expected("decoder/step_logits"),
+                 atol=1e-5, what="self.out(s)")
 
 
+@self_check("Decoder.forward")
 def check_decoder_forward(Decoder) -> None:
-    decoder = _decoder(Decoder, seed=3)
-    rng = np.random.default_rng(3)
-    y_in = torch.tensor([[BOS, BOS], [5, 7], [6, 3], [9, PAD]])        # (U, B) = (4, 2)
-    context = torch.from_numpy(rng.standard_normal((2, 4)).astype(np.float32))
+    seed, emb, H = DECODER_CASES["decoder"]
+    decoder = _decoder(Decoder, "decoder", emb, H)
+    _, _, context, y_in = decoder_inputs(seed, H)
+    want = _expected("decoder/forward_logits")
     with torch.no_grad():
-        got = expect_shape("Decoder.forward(context, y_in)", decoder(context, y_in), (4, 2, V), "U, B, V")
-        s, want = context, []
-        for u in range(4):
-            logits, s = decoder.step(y_in[u], s, context)
-            want.append(logits.numpy())
-        reset = [decoder.step(y_in[u], context, context)[0].numpy() for u in range(4)]
-    if not np.allclose(got, np.stack(want), atol=1e-5) and np.allclose(got, np.stack(reset), atol=1e-5):
+        got = tensor_values("Decoder.forward(context, y_in)", decoder(context, y_in), (4, 3, V), "U, B, V")
+        # property: step 0 starts from s_0 = context, so it is one step from the context
+        first = tensor_values("logits returned by Decoder.step",
+                              _pair("Decoder.step", decoder.step(y_in[0], context, context))[0])
+        if not np.allclose(first, want[0], atol=1e-5):
+            raise CheckFailed("Decoder.step does not give the expected logits: make check_decoder_step "
+                              "pass first.")
+        reset = [tensor_values("Decoder.step", decoder.step(y_in[u], context, context)[0]) for u in range(4)]
+    if not np.allclose(got, want, atol=1e-5) and np.allclose(got, np.stack(reset), atol=1e-5):
         raise CheckFailed("Decoder.forward starts every step from the context: carry the state s "
                           "returned by one step into the next (only s_0 is the context).")
-    expect_close("Decoder.forward(context, y_in)", got, np.stack(want), atol=1e-5,
-                 what="your step run over y_in, starting from s = context")
-    _passed("Decoder.forward")
+    if np.allclose(got[0], want[0], atol=1e-5) and not np.allclose(got, want, atol=1e-5):
+        u = int(np.argmax([not np.allclose(a, b, atol=1e-5) for a, b in zip(got, want)]))
+        raise CheckFailed(f"Decoder.forward is right at step 0 but not at step {u}: step u reads "
+                          f"y_in[u] and the state s returned by step u - 1.")
+    expect_close("Decoder.forward(context, y_in)", got, want, atol=1e-5,
+                 what="the expected logits (s_0 = context, then one step per row of y_in)")
 
 
 # ----------------------------------------------------------------------------- greedy_decode
 
-def _greedy_case(Decoder, seed, B):
-    """A decoder (emb 3, H 6) with large weights, and B contexts whose outputs (by your own
-    step, greedily) end at as many different steps as the decoder allows."""
-    decoder = _seeded(Decoder, seed, V, 3, 6)
-    with torch.no_grad():
-        for p in decoder.parameters():
-            p.mul_(2.0)
-    pool = torch.from_numpy(np.random.default_rng(seed).standard_normal((80, 6)).astype(np.float32))
-    lengths = [len(_own_greedy(decoder, c, 6)) for c in pool]
-    order = sorted(range(len(pool)), key=lambda i: (sum(lengths[j] == lengths[i] for j in range(i)), i))
-    return decoder, pool[order[:B]]
-
-
-def _own_greedy(decoder, context, max_len):
-    out = []
-    with torch.no_grad():
-        y, s = torch.tensor([BOS]), context[None]
-        for _ in range(max_len):
-            logits, s = decoder.step(y, s, context[None])
-            y = logits.argmax(-1)
-            if int(y) == EOS:
-                break
-            out.append(int(y))
-    return out
+def _greedy_case(Decoder, case):
+    decoder = _decoder(Decoder, case, 3, 6)
+    contexts = torch.from_numpy(_expected(f"{case}/contexts"))
+    expected = [[int(t) for t in row if t >= 0] for row in _expected(f"{case}/outputs")]
+    return decoder, contexts, expected
 
 
 def _as_lists(name, result, B):
     expect_true(isinstance(result, (list, tuple)) and len(result) == B,
-                f"{name} should return a list of B = {B} lists of ints.")
+                f"{name} should return a list of B = {B} lists of ints, got {describe(result)}.")
     return [[int(t) for t in seq] for seq in result]
 
 
+@self_check("greedy_decode stops at </s>")
 def check_greedy_decode_eos(greedy_decode, Decoder) -> None:
-    decoder, contexts = _greedy_case(Decoder, 11, 12)
-    for b in range(12):
-        want = _own_greedy(decoder, contexts[b], 6)
+    decoder, contexts, expected = _greedy_case(Decoder, "greedy_eos")
+    for b, want in enumerate(expected):
         got = _as_lists("greedy_decode(decoder, context, 6)", greedy_decode(decoder, contexts[b:b + 1], 6), 1)[0]
         if got != want:
             hint = ""
             if EOS in got:
                 hint = " It contains </s> (= 2): stop at the first </s>, and leave it out."
+            elif got[:len(want)] == want and len(got) > len(want):
+                hint = (f" It is right up to the </s> predicted after {len(want)} tokens, then goes "
+                        f"on: stop there.")
             elif got and all(t == got[0] for t in got) and len(got) > len(want):
                 hint = " Feed back the token predicted at each step (not <s> again)."
-            raise CheckFailed(f"greedy_decode on one utterance returned {got}, expected {want} (your "
-                              f"step from <s> and s_0 = context, fed its own argmax, stopped at "
-                              f"</s>).{hint}")
-    _passed("greedy_decode stops at </s>")
+            raise CheckFailed(f"greedy_decode on one utterance returned {got}, expected {want} (from "
+                              f"<s> and s_0 = context, feeding back its own argmax, stopping at the "
+                              f"first </s>, which is left out).{hint}")
 
 
+@self_check("greedy_decode on a batch")
 def check_greedy_decode_batch(greedy_decode, Decoder) -> None:
-    """A batch must decode each utterance exactly as your greedy_decode does it alone."""
-    decoder, contexts = _greedy_case(Decoder, 17, 10)
+    """A batch must decode each utterance exactly as your greedy_decode does it alone.
+
+    (Whether one utterance alone is decoded right is check_greedy_decode_eos's question.)
+    """
+    decoder, contexts, expected = _greedy_case(Decoder, "greedy_batch")
+    B = len(expected)
     alone = [_as_lists("greedy_decode(decoder, context, 6)", greedy_decode(decoder, contexts[b:b + 1], 6), 1)[0]
-             for b in range(10)]
-    got = _as_lists("greedy_decode(decoder, context, 6)", greedy_decode(decoder, contexts, 6), 10)
+             for b in range(B)]
+    got = _as_lists("greedy_decode(decoder, context, 6)", greedy_decode(decoder, contexts, 6), B)
     if got != alone:
-        raise CheckFailed(f"greedy_decode on a batch of 10 gave output lengths {[len(s) for s in got]}, "
+        raise CheckFailed(f"greedy_decode on a batch of {B} gave output lengths {[len(s) for s in got]}, "
                           f"but each utterance alone gives {[len(s) for s in alone]}: each utterance "
                           f"stops at its own </s>, and the batch goes on until all have stopped.")
-    _passed("greedy_decode on a batch")
