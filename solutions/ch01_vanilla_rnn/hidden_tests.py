@@ -2,11 +2,16 @@
 
 Each test compares the student's functions with ``reference.py`` on random inputs of
 several shapes (batch 1, one time step, H != D, K != H). Tolerances allow a correct
-float32 implementation. Inputs are passed as copies, so a function that changes its
-arguments in place behaves here as it does in the sandbox.
-"""
-import copy
+float32 implementation.
 
+The lab says no function may modify its arguments, and ``clip_gradients`` returns a new
+dict. Each function's main test watches its arguments (``student.observe``): writing into
+``h0``, ``params`` or ``grads`` costs that one cell (rnn_step: test_rnn_step, rnn_forward:
+test_rnn_forward_hidden_states, rnn_backward: test_rnn_backward_through_time,
+gradient_norms: test_gradient_norms_values, clip_gradients: test_clip_gradients_scales),
+and returning the caller's own dict costs test_clip_gradients_below_threshold. Edges are
+visited: B = 1, T = 1, all-zero and tiny gradients, a global norm exactly at ``max_norm``.
+"""
 import numpy as np
 
 from autograder.hidden import hidden_test, load_sibling
@@ -22,8 +27,36 @@ GRAD_NAMES = ("Wxh", "Whh", "Who", "bh", "by", "h0")
 SHAPES = [(1, 1, 3, 4, 2), (5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (1, 3, 2, 6, 3)]
 
 
-def _call(function, *args):
-    return function(*copy.deepcopy(args))
+ARGUMENTS = {"rnn_step": ("x_t", "h_prev", "Wxh", "Whh", "bh"), "rnn_forward": ("xs", "h0", "params"),
+             "rnn_backward": ("xs", "h0", "params", "hs", "dys"),
+             "gradient_norms": ("hs", "Whh", "dh_last"), "clip_gradients": ("grads", "max_norm")}
+
+
+def _named(function: str, path: str) -> str:
+    """``args[2]['Whh']`` of rnn_forward -> ``params['Whh']``."""
+    index = int(path[len("args["):path.index("]")])
+    return ARGUMENTS[function][index] + path[path.index("]") + 1:]
+
+
+def _call(student, function: str, *args, watch: bool = False, fresh: bool = False):
+    """``student.<function>(*args)``; with ``watch``, fail if it changed an argument; with
+    ``fresh``, fail if it returned an argument itself (the lab asks for a new dict)."""
+    if not (watch or fresh):
+        return getattr(student, function)(*args)
+    call = getattr(student.observe, function)(*args)
+    if watch:
+        changed = [_named(function, path) for path in call.changed(list(args))]
+        expect_true(not changed,
+                    f"{function} changed its argument {', '.join(changed)} in place. The lab says "
+                    f"no function may modify its inputs: the caller still needs them. Compute new "
+                    f"arrays instead (h = np.tanh(...), not h0[...] = ... or g *= ...).")
+    if fresh:
+        returned = [_named(function, arg) for result, arg in call.aliases if result == "result"]
+        expect_true(not returned,
+                    f"{function} returned its argument {', '.join(returned)} itself, not a new dict. "
+                    f"The lab asks for a new dict: the caller's grads must stay as they were, "
+                    f"whatever is done later with the result.")
+    return call.value
 
 
 def _close(name, got, expected, what="the expected value"):
@@ -50,7 +83,7 @@ def _(student):
         xs, h0, p, _ = random_problem(seed, 1, B, D, H, 2)
         for scale in (1.0, 3.0):
             Whh = scale * p["Whh"]
-            got = _call(student.rnn_step, xs[0], h0, p["Wxh"], Whh, p["bh"])
+            got = _call(student, "rnn_step", xs[0], h0, p["Wxh"], Whh, p["bh"], watch=True)
             expect_shape("rnn_step(x_t, h_prev, ...)", got, (B, H), "B, H")
             _close("rnn_step(x_t, h_prev, ...)", got,
                    ref.rnn_step(xs[0], h0, p["Wxh"], Whh, p["bh"]))
@@ -62,14 +95,14 @@ def _(student):
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
         xs, h0, p, _ = random_problem(100 + seed, T, B, D, H, K)
-        forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        forward_pair(_call(student, "rnn_forward", xs, h0, p), T, B, H, K)
 
 
 @hidden_test("test_rnn_forward_hidden_states")
 def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES + [(8, 2, 3, 4, 2)]):
         xs, h0, p, _ = random_problem(200 + seed, T, B, D, H, K)
-        hs, _ = forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        hs, _ = forward_pair(_call(student, "rnn_forward", xs, h0, p, watch=True), T, B, H, K)
         _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
         _close("hs returned by rnn_forward", hs, torch_rnn_forward(xs, h0, p)[0],
                what="torch.nn.RNN given the same weights")
@@ -81,17 +114,17 @@ def _(student):
     """ys = hs @ Who + by, judged on the student's own hs so a wrong hs is not charged twice."""
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
         xs, h0, p, _ = random_problem(300 + seed, T, B, D, H, K)
-        hs, ys = forward_pair(_call(student.rnn_forward, xs, h0, p), T, B, H, K)
+        hs, ys = forward_pair(_call(student, "rnn_forward", xs, h0, p), T, B, H, K)
         _close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
                what="hs @ Who + by (computed from your hs)")
 
 
 # ------------------------------------------------------------------------- rnn_backward
 
-def _backward_case(student, seed, T, B, D, H, K, scale=1.0):
+def _backward_case(student, seed, T, B, D, H, K, scale=1.0, watch=False):
     xs, h0, p, dys = random_problem(seed, T, B, D, H, K, scale)
     hs, _ = ref.rnn_forward(xs, h0, p)
-    got = _grads_dict(_call(student.rnn_backward, xs, h0, p, hs, dys))
+    got = _grads_dict(_call(student, "rnn_backward", xs, h0, p, hs, dys, watch=watch))
     return got, ref.rnn_backward(xs, h0, p, hs, dys)
 
 
@@ -112,10 +145,10 @@ def _(student):
             _close(f"gradient for {name}", got[name], want[name], what="the correct gradient")
 
 
-def _recurrent(student, seed_base, shapes):
+def _recurrent(student, seed_base, shapes, watch=False):
     for seed, (T, B, D, H, K) in enumerate(shapes):
         for scale in (1.0, 2.5):
-            got, want = _backward_case(student, seed_base + seed, T, B, D, H, K, scale)
+            got, want = _backward_case(student, seed_base + seed, T, B, D, H, K, scale, watch)
             # the same worded diagnosis as the self-check (a missing dh_next shows as right at T = 1)
             single = T == 1 or _right_for_one_step(student, seed_base + seed, B, D, H, K, scale)
             explain_backward(got, want, T, B, ("Wxh", "Whh", "bh", "h0"), single)
@@ -139,11 +172,12 @@ def _(student):
 @hidden_test("test_rnn_backward_through_time")
 def _(student):
     """T > 1: the gradient must also flow from h_t back into h_{t-1}."""
-    _recurrent(student, 700, [(5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (9, 2, 3, 3, 2)])
+    _recurrent(student, 700, [(5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (9, 2, 3, 3, 2)],
+               watch=True)
     # and, independently of the reference, against numerical gradients of L = sum(ys * dys)
     xs, h0, p, dys = random_problem(790, 4, 2, 3, 3, 2)
     hs, _ = ref.rnn_forward(xs, h0, p)
-    got = _grads_dict(_call(student.rnn_backward, xs, h0, p, hs, dys))
+    got = _grads_dict(_call(student, "rnn_backward", xs, h0, p, hs, dys))
     every = dict(p, h0=h0)
     numeric = numerical_gradients(
         lambda q: float(np.sum(ref.rnn_forward(xs, q["h0"], q)[1] * dys)), every)
@@ -170,7 +204,7 @@ def _(student):
     for seed, (T, B, H) in enumerate(NORM_SHAPES):
         hs, Whh, dh_last = _norms_problem(800 + seed, T, B, H, 1.0)
         got = expect_shape("gradient_norms(hs, Whh, dh_last)",
-                           _call(student.gradient_norms, hs, Whh, dh_last), (T,), "T")
+                           _call(student, "gradient_norms", hs, Whh, dh_last), (T,), "T")
         _close(f"gradient_norms(...)[-1] (T = {T})", got[-1], np.linalg.norm(dh_last),
                what="||dh_last||, the norm of the gradient at h_T")
 
@@ -181,8 +215,13 @@ def _(student):
         for scale in (0.3, 2.0):
             hs, Whh, dh_last = _norms_problem(900 + seed, T, B, H, scale)
             got = expect_shape("gradient_norms(hs, Whh, dh_last)",
-                               _call(student.gradient_norms, hs, Whh, dh_last), (T,), "T")
+                               _call(student, "gradient_norms", hs, Whh, dh_last, watch=True), (T,), "T")
             _close("gradient_norms(hs, Whh, dh_last)", got, ref.gradient_norms(hs, Whh, dh_last))
+    # an edge: no gradient at all arrives at h_T, so none flows back (no division by a zero norm)
+    hs, Whh, dh_last = _norms_problem(950, 5, 2, 3, 1.0)
+    got = expect_shape("gradient_norms(hs, Whh, zeros)",
+                       _call(student, "gradient_norms", hs, Whh, np.zeros_like(dh_last)), (5,), "T")
+    _close("gradient_norms(hs, Whh, dh_last) with dh_last = 0", got, np.zeros(5), what="all zeros")
 
 
 # ----------------------------------------------------------------------- clip_gradients
@@ -193,8 +232,8 @@ def _grads(seed, sizes):
     return {name: sizes.get(name, 1.0) * rng.standard_normal(shape) for name, shape in shapes.items()}
 
 
-def _clipped(student, grads, max_norm):
-    got = _call(student.clip_gradients, grads, max_norm)
+def _clipped(student, grads, max_norm, watch=False, fresh=False):
+    got = _call(student, "clip_gradients", grads, max_norm, watch=watch, fresh=fresh)
     expect_true(isinstance(got, dict),
                 f"clip_gradients should return a dict of gradients, got {describe(got)}.")
     expect_true(set(got) == set(grads),
@@ -209,7 +248,7 @@ def _(student):
     for seed, (sizes, max_norm) in enumerate([({}, 1.0), ({"Whh": 20.0}, 5.0),
                                               ({"by": 0.01, "Wxh": 3.0}, 0.5)]):
         grads = _grads(1000 + seed, sizes)
-        got = _clipped(student, grads, max_norm)
+        got = _clipped(student, grads, max_norm, watch=True)
         want = ref.clip_gradients(grads, max_norm)
         for name in grads:
             _close(f"clip_gradients(grads, {max_norm})[{name!r}]", got[name], want[name])
@@ -217,12 +256,20 @@ def _(student):
 
 @hidden_test("test_clip_gradients_below_threshold")
 def _(student):
-    """At or below max_norm, the gradients come back unchanged."""
-    for seed, max_norm in enumerate([100.0, 12.0]):
-        grads = _grads(1100 + seed, {})
-        total = np.sqrt(sum(np.sum(g ** 2) for g in grads.values()))  # about 6.5
-        got = _clipped(student, grads, max_norm)
+    """At or below max_norm, the gradients come back unchanged, in a new dict.
+
+    Edges: a global norm exactly at max_norm, all-zero gradients (no division by zero),
+    tiny gradients.
+    """
+    grads = _grads(1100, {})
+    total = float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))  # about 6.5
+    cases = [(grads, 100.0, f"global norm {total:.2f} is below max_norm"),
+             (_grads(1101, {}), 12.0, "global norm below max_norm"),
+             (grads, total, "global norm exactly max_norm"),
+             ({name: np.zeros_like(g) for name, g in grads.items()}, 1.0, "all gradients zero"),
+             ({name: 1e-30 * g for name, g in grads.items()}, 1.0, "tiny gradients")]
+    for grads, max_norm, why in cases:
+        got = _clipped(student, grads, max_norm, fresh=True)
         for name in grads:
-            _close(f"clip_gradients(grads, {max_norm})[{name!r}] (global norm {total:.2f} "
-                   f"is below max_norm)", got[name], grads[name],
+            _close(f"clip_gradients(grads, {max_norm:g})[{name!r}] ({why})", got[name], grads[name],
                    what="the unchanged gradient")
