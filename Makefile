@@ -10,7 +10,7 @@ LABS := ch01_vanilla_rnn ch02_seq2seq
 SUBMISSIONS ?= submissions
 OUT ?= out
 
-.PHONY: help setup book book-clean labs grade test data clean
+.PHONY: help setup book book-clean labs grade test data clean student-release
 
 help: ## List every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n",$$1,$$2}'
@@ -33,6 +33,9 @@ book-clean: ## Remove the built book and its execution cache
 
 labs: setup ## Regenerate the student notebooks in labs/ from solutions/ with nbgrader
 	$(BIN)/python -m autograder release $(LABS)
+
+student-release: setup ## Write the student edition (labs, speechcourse, corpus, slim requirements) to OUT=dist/student
+	$(BIN)/python tools/student_release.py release $(if $(filter command line,$(origin OUT)),$(OUT),dist/student)
 
 grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into OUT=<dir>
 	$(BIN)/python -m autograder grade $(SUBMISSIONS) $(OUT)

@@ -1,0 +1,185 @@
+"""Sphinx extension of the book: each lab's zip, and how to run the lab, on the site.
+
+- When the build starts, `student_release.write_bundles` writes `_build/bundles/<lab>.zip`
+  for every lab in `labs/` (so `make book` builds them); links to them are Sphinx download
+  links, so a missing zip fails the build.
+- Every lab page gets a "Run this lab" box at its top: download the zip, two commands, and,
+  when the instructor has set `launch_buttons.jupyterhub_url` and
+  `course_student_repository` in `_config.yml`, a link that opens the lab on their
+  JupyterHub through nbgitpuller. Nothing is shown for a hub that is not configured.
+- Directives: ```` ```{lab-table} ```` (every lab: chapter, notebook, zip) and
+  ```` ```{lab-bundles} ```` (a list of the zips), used by `book/labs.md` and `book/intro.md`.
+
+The theme's own launch buttons stay off (they would put a hub button on every chapter
+page too, pointing at files the student repository does not have).
+"""
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+from sphinx import addnodes
+from sphinx.util import logging
+
+import student_release
+
+LOGGER = logging.getLogger(__name__)
+BUNDLES = student_release.REPO / "_build" / "bundles"
+
+
+def jupyterhub_link(hub: str, repository: str, branch: str, lab: str) -> str:
+    """nbgitpuller link: the hub clones (or updates) the student repository and opens the lab."""
+    name = repository.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    query = urlencode({"repo": repository, "branch": branch,
+                       "urlpath": f"lab/tree/{name}/labs/{lab}/{lab}.ipynb"}, quote_via=quote, safe="/")
+    return f"{hub.rstrip('/')}/hub/user-redirect/git-pull?{query}"
+
+
+def _megabytes(lab: str) -> str:
+    path = BUNDLES / f"{lab}.zip"
+    return f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else ""
+
+
+def _download(docname: str, target: str, text: str) -> addnodes.download_reference:
+    return addnodes.download_reference("", "", nodes.literal(text, text), reftarget=target,
+                                       refdoc=docname, refdomain="", reftype="download",
+                                       refexplicit=True, refwarn=True)
+
+
+def _doc_link(docname: str, target: str, text: str) -> addnodes.pending_xref:
+    return addnodes.pending_xref("", nodes.inline(text, text), refdomain="std", reftype="doc",
+                                 reftarget=target, refdoc=docname, refexplicit=True, refwarn=True)
+
+
+def _paragraph(*parts) -> nodes.paragraph:
+    paragraph = nodes.paragraph()
+    for part in parts:
+        paragraph += nodes.Text(part) if isinstance(part, str) else part
+    return paragraph
+
+
+def _commands(lab: str) -> nodes.literal_block:
+    text = (f"python3 -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
+            f".venv/bin/jupyter lab {lab}.ipynb")
+    block = nodes.literal_block(text, text, language="bash")
+    block["classes"].append("run-this-lab-commands")
+    return block
+
+
+def run_box(app, docname: str, lab: str) -> nodes.admonition:
+    box = nodes.admonition(classes=["tip", "run-this-lab"])
+    box += nodes.title("Run this lab", "Run this lab")
+    steps = nodes.enumerated_list()
+    steps += nodes.list_item("", _paragraph(
+        "Download ", _download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"),
+        f" ({_megabytes(lab)}: this notebook, the course's helper package and the part of the "
+        f"speech corpus it uses) and unzip it."))
+    steps += nodes.list_item("", _paragraph(f"In a terminal, in the unzipped folder {lab}/, install "
+                                            "and open it (Python 3.11 or newer):"), _commands(lab))
+    box += steps
+    hub, repository, branch = _hub(app)
+    if hub and repository:
+        link = nodes.reference("", "", nodes.Text("open this lab on the course's JupyterHub"),
+                               refuri=jupyterhub_link(hub, repository, branch, lab))
+        box += _paragraph("Or, with nothing to install, ", link, ".")
+    box += _paragraph("The first command takes a few minutes, once. ",
+                      _doc_link(docname, "/book/labs", "How the labs work"),
+                      " explains the self-checks, the grading and how to submit.")
+    return box
+
+
+def _hub(app) -> tuple[str, str, str]:
+    return (app.config.course_jupyterhub_url.strip(), app.config.course_student_repository.strip(),
+            app.config.course_student_branch.strip() or "main")
+
+
+def add_run_box(app, doctree) -> None:
+    """doctree-read: a lab page (labs/<slug>/<slug>) gets the box right under its title."""
+    docname = app.env.docname
+    parts = docname.split("/")
+    if len(parts) != 3 or parts[0] != "labs" or parts[1] != parts[2]:
+        return
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None:
+        return
+    title = next(iter(section.findall(nodes.title)), None)
+    section.insert(section.index(title) + 1 if title is not None else 0, run_box(app, docname, parts[1]))
+
+
+class LabTable(Directive):
+    """Every lab in labs/, with its chapter, its notebook and its zip."""
+
+    def run(self):
+        env = self.state.document.settings.env
+        docname = env.docname
+        table = nodes.table(classes=["lab-table"])
+        group = nodes.tgroup(cols=4)
+        table += group
+        for _ in range(4):
+            group += nodes.colspec(colwidth=1)
+        head = nodes.thead()
+        group += head
+        head += self._row([_paragraph(text) for text in ("lab", "chapter", "notebook only", "all you need to run it")])
+        body = nodes.tbody()
+        group += body
+        for lab in student_release.lab_names():
+            chapter = student_release.REPO / "book" / f"{lab}.md"
+            body += self._row([
+                _paragraph(_doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab))),
+                _paragraph(_doc_link(docname, f"/book/{lab}", f"chapter {lab[2:4].lstrip('0') or '0'}")
+                           if chapter.exists() else "none"),
+                _paragraph(_download(docname, f"/labs/{lab}/{lab}.ipynb", f"{lab}.ipynb")),
+                _paragraph(_download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"),
+                           f" ({_megabytes(lab)})"),
+            ])
+        return [table]
+
+    @staticmethod
+    def _row(cells) -> nodes.row:
+        row = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += cell
+            row += entry
+        return row
+
+
+class LabBundles(Directive):
+    """A list: each lab's title and its zip."""
+
+    def run(self):
+        docname = self.state.document.settings.env.docname
+        items = nodes.bullet_list()
+        for lab in student_release.lab_names():
+            items += nodes.list_item("", _paragraph(
+                _doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab)), ": ",
+                _download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"), f" ({_megabytes(lab)})"))
+        return [items]
+
+
+def build_bundles(app) -> None:
+    written = student_release.write_bundles(BUNDLES)
+    LOGGER.info(f"lab bundles: {', '.join(f'{path.name} ({path.stat().st_size / 1e6:.1f} MB)' for path in written)}")
+
+
+def take_hub_from_theme(app, config) -> None:
+    """Move launch_buttons.jupyterhub_url from the theme's options to this extension."""
+    launch = dict(config.html_theme_options.get("launch_buttons", {}) or {})
+    if launch.get("jupyterhub_url") and not config.course_jupyterhub_url:
+        config.course_jupyterhub_url = launch["jupyterhub_url"]
+    launch["jupyterhub_url"] = ""
+    config.html_theme_options = {**config.html_theme_options, "launch_buttons": launch}
+
+
+def setup(app):
+    app.add_config_value("course_jupyterhub_url", "", "env")
+    app.add_config_value("course_student_repository", "", "env")
+    app.add_config_value("course_student_branch", "main", "env")
+    app.connect("config-inited", take_hub_from_theme)
+    app.connect("builder-inited", build_bundles)
+    # before Sphinx's own doctree-read collectors, which register the download links
+    app.connect("doctree-read", add_run_box, priority=400)
+    app.add_directive("lab-table", LabTable)
+    app.add_directive("lab-bundles", LabBundles)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

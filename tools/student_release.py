@@ -1,0 +1,261 @@
+"""The student edition of the course, and one zip per lab: what students get, without the answers.
+
+    python tools/student_release.py release dist/student    # make student-release OUT=dist/student
+    python tools/student_release.py bundles _build/bundles  # <lab>.zip for each lab (make book does it)
+
+The release holds `labs/`, the student package `speechcourse/`, the corpus `data/digits.npz`,
+a slim `requirements.txt` (numpy, CPU torch, matplotlib, jupyterlab, and the package itself),
+a `pyproject.toml` that installs the package, and a README with two commands. A lab's zip
+holds the same, flat: the notebook beside the package, and only the splits of the corpus
+its notebook loads. Neither holds `solutions/`, `tests/`, `autograder/`, `speechmodels/`
+or anything else of the instructor's: the files are listed here one by one, never copied
+by folder from the repository. Labs are found in `labs/<slug>/<slug>.ipynb`.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = "speechcourse"
+CORPUS = REPO / "data" / "digits.npz"
+DATA_CARD = REPO / "data" / "README.md"
+# The slim environment: what a lab imports, and JupyterLab to run it. Versions come from constraints.txt.
+SLIM = ("numpy", "torch", "matplotlib", "jupyterlab")
+# Fixed timestamp for zip members, so that the same inputs give the same bytes.
+EPOCH = (2026, 1, 1, 0, 0, 0)
+LOAD_SPLIT = re.compile(r"load_split\(\s*(?:name\s*=\s*)?([\"'])(\w+)\1")
+PYPROJECT = """\
+# Installs the course's student package, speechcourse, in place (pip install -e .).
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "speechcourse"
+version = "0.1.0"
+description = "Sequence models for speech recognition: the labs' helpers (corpus, front end, plots, self-checks)"
+requires-python = ">=3.11"
+
+[tool.setuptools]
+packages = {packages}
+"""
+
+
+# ------------------------------------------------------------------------------- what ships
+
+def lab_names() -> list[str]:
+    """Every lab with a student notebook labs/<slug>/<slug>.ipynb."""
+    return sorted(path.parent.name for path in (REPO / "labs").glob("*/*.ipynb")
+                  if path.stem == path.parent.name)
+
+
+def lab_notebook(lab: str) -> Path:
+    return REPO / "labs" / lab / f"{lab}.ipynb"
+
+
+def lab_title(lab: str) -> str:
+    """The notebook's first heading, e.g. 'Lab 1 — A vanilla RNN, by hand'."""
+    import nbformat
+    for cell in nbformat.read(lab_notebook(lab), as_version=4).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return lab
+
+
+def package_files() -> list[Path]:
+    """The student package's files, relative to the repository: sources and data files, no caches."""
+    root = REPO / PACKAGE
+    return sorted(path.relative_to(REPO) for path in root.rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts
+                  and path.suffix not in (".pyc", ".pyo") and not path.name.startswith("."))
+
+
+def package_names() -> list[str]:
+    return sorted({".".join(path.parent.parts) for path in package_files() if path.name == "__init__.py"})
+
+
+def splits_needed(lab: str) -> list[str] | None:
+    """The corpus splits the lab's notebook (or its self-check module) loads; None if it
+    calls load_split with a name that is not written out, [] if it loads no data."""
+    import nbformat
+    texts = [cell.source for cell in nbformat.read(lab_notebook(lab), as_version=4).cells
+             if cell.cell_type == "code"]
+    selfcheck = REPO / PACKAGE / "selfcheck" / f"{lab}.py"
+    if selfcheck.exists():
+        texts.append(selfcheck.read_text())
+    text = "\n".join(texts)
+    calls = text.count("load_split(")
+    names = sorted({match.group(2) for match in LOAD_SPLIT.finditer(text)})
+    return names if len(LOAD_SPLIT.findall(text)) == calls else None
+
+
+def slim_requirements() -> str:
+    """requirements.txt of the release: the four packages, pinned as constraints.txt pins them."""
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, _, version = line.strip().partition("==")
+        if version:
+            pins[name.lower()] = version
+    missing = [name for name in SLIM if name not in pins]
+    if missing:
+        raise SystemExit(f"constraints.txt pins no version of {missing}")
+    lines = ["# What a lab needs, and nothing of the instructor's toolchain (no nbgrader, jupyter-book, pytest).",
+             "# torch is the plain PyPI build; on Linux without an NVIDIA GPU, the README shows how to get",
+             "# the smaller CPU-only build.",
+             *(f"{name}=={pins[name]}" for name in SLIM),
+             "# the course's helpers (speechcourse/), installed in place from this folder",
+             "-e ."]
+    return "\n".join(lines) + "\n"
+
+
+def readme(labs: list[str], flat: str | None = None) -> str:
+    """The README of the release, or of one lab's zip when ``flat`` names the lab."""
+    notebook = f"{flat}.ipynb" if flat else f"labs/{labs[0]}/{labs[0]}.ipynb"
+    where = "this folder" if flat else "this folder (the one holding `requirements.txt`)"
+    listing = "" if flat else "\nThe labs:\n\n" + "".join(
+        f"- `labs/{lab}/{lab}.ipynb`: {lab_title(lab)}\n" for lab in labs)
+    return f"""# {"Lab " + flat if flat else "Sequence models for speech recognition: the labs"}
+
+Everything a lab needs is here: the notebook{"" if flat else "s"}, the course's helper package
+`speechcourse/` (corpus loader, audio front end, plots, self-checks) and the speech corpus
+`data/digits.npz`. Nothing is downloaded while a lab runs, and a laptop CPU is enough.
+{listing}
+## Two commands
+
+In a terminal, in {where}, with Python 3.11 or newer:
+
+```bash
+python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
+.venv/bin/jupyter lab {notebook}
+```
+
+The first command installs numpy, torch, matplotlib, JupyterLab and `speechcourse` into
+`.venv/` (a few minutes, once). The second opens the lab in your browser. On Windows
+write `.venv\\Scripts\\` for `.venv/bin/`. On Linux without an NVIDIA GPU, add
+`--extra-index-url https://download.pytorch.org/whl/cpu` to the first command to get the
+CPU-only build of torch (about 200 MB instead of several GB).
+
+Fill in every cell that says `YOUR CODE HERE` or `YOUR ANSWER HERE`, run the self-check
+under each one, then restart the kernel, run all cells, save, and hand in the notebook
+with its name unchanged.
+"""
+
+
+# ------------------------------------------------------------------------------- writing
+
+def _corpus_subset(splits: list[str] | None) -> bytes:
+    """digits.npz holding only ``splits`` (all of it for None), LZMA-compressed like the original."""
+    if splits is None:
+        return CORPUS.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(CORPUS) as source, zipfile.ZipFile(buffer, "w", zipfile.ZIP_LZMA) as target:
+        for info in source.infolist():
+            if info.filename.split("/")[0] in splits:
+                member = zipfile.ZipInfo(info.filename, EPOCH)
+                member.compress_type = zipfile.ZIP_LZMA
+                target.writestr(member, source.read(info))
+    return buffer.getvalue()
+
+
+def bundle_files(lab: str, cache: Path | None = None) -> dict[str, bytes | Path]:
+    """name inside the zip -> content (bytes, or a file to copy) of one lab's bundle."""
+    files: dict[str, bytes | Path] = {f"{lab}.ipynb": lab_notebook(lab)}
+    files.update({path.as_posix(): REPO / path for path in package_files()})
+    splits = splits_needed(lab)
+    if splits != []:
+        key = "all" if splits is None else "+".join(splits)
+        cached = cache / f"digits-{key}-{CORPUS.stat().st_mtime_ns}.npz" if cache else None
+        if cached is not None and cached.exists():
+            files["data/digits.npz"] = cached
+        else:
+            data = _corpus_subset(splits)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_bytes(data)
+            files["data/digits.npz"] = data
+        files["data/README.md"] = DATA_CARD
+    files["requirements.txt"] = slim_requirements().encode()
+    files["pyproject.toml"] = PYPROJECT.format(packages=package_names()).encode()
+    files["README.md"] = readme([lab], flat=lab).encode()
+    return files
+
+
+def write_bundle(lab: str, out_dir: Path, cache: Path | None = None) -> Path:
+    """out_dir/<lab>.zip, every member under the folder <lab>/, byte-for-byte reproducible."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{lab}.zip"
+    partial = target.with_suffix(".zip.partial")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for name, content in sorted(bundle_files(lab, cache).items()):
+            data = content.read_bytes() if isinstance(content, Path) else content
+            member = zipfile.ZipInfo(f"{lab}/{name}", EPOCH)
+            member.external_attr = 0o644 << 16
+            # the corpus is compressed already; everything else is small text
+            member.compress_type = zipfile.ZIP_STORED if name.endswith(".npz") else zipfile.ZIP_DEFLATED
+            archive.writestr(member, data)
+    partial.replace(target)
+    return target
+
+
+def write_bundles(out_dir: Path) -> list[Path]:
+    return [write_bundle(lab, out_dir, cache=out_dir / ".cache") for lab in lab_names()]
+
+
+def write_release(out: Path) -> Path:
+    """The student edition in ``out`` (emptied first if it is an earlier release)."""
+    if out.exists():
+        if any(out.iterdir()) and not (out / "requirements.txt").exists():
+            raise SystemExit(f"{out} exists and is not a student release; give an empty or new folder")
+        shutil.rmtree(out)
+    labs = lab_names()
+    if not labs:
+        raise SystemExit("no lab found in labs/<slug>/<slug>.ipynb; run `make labs` first")
+    for lab in labs:
+        _copy(lab_notebook(lab), out / "labs" / lab / f"{lab}.ipynb")
+    for path in package_files():
+        _copy(REPO / path, out / path)
+    _copy(CORPUS, out / "data" / "digits.npz")
+    _copy(DATA_CARD, out / "data" / "README.md")
+    (out / "requirements.txt").write_text(slim_requirements())
+    (out / "pyproject.toml").write_text(PYPROJECT.format(packages=package_names()))
+    (out / "README.md").write_text(readme(labs))
+    return out
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def size_of(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("release", "bundles"))
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    if args.what == "release":
+        out = write_release(args.out)
+        print(f"student release in {out}: {size_of(out) / 1e6:.1f} MB, labs {', '.join(lab_names())} "
+              f"({time.perf_counter() - started:.1f} s)")
+    else:
+        for path in write_bundles(args.out):
+            print(f"{path}: {size_of(path) / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
