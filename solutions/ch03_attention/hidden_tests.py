@@ -1,0 +1,338 @@
+"""Hidden tests of lab 3 (attention). One per test cell; see DEVELOPERS.md.
+
+Layout: query (B, H), keys (T, B, H'), values (T, B, D), scores and weights (T, B),
+mask (T, B) bool, True on real frames. Functions get tensors and return tensors; the
+results come back here as numpy arrays and are compared with ``reference.py``, with
+``torch.nn.functional.scaled_dot_product_attention`` where it computes the same thing,
+and with invariances every correct answer has.
+
+Each mistake costs the cells it is in: ``attend`` is judged on its own (its weights may be
+the student's own ``masked_softmax``, judged in that function's cells), while
+``AttentionDecoder.step`` is compared with the reference's step, so it passes only when
+the scores, ``attend`` and the step itself are right (the issue: a step test must not be
+passable through a wrong ``attend``); its message says which of the student's parts to
+fix first.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from autograder.hidden import StudentError, hidden_test, load_sibling
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+
+ref = load_sibling(__file__, "reference")
+V = 13
+TOL = dict(rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- problems
+
+def _tensor(rng, shape, scale=1.0, dtype=np.float32):
+    return torch.from_numpy((scale * rng.standard_normal(shape)).astype(dtype))
+
+
+def _mask(lengths, T):
+    """(T, B) bool, True on the first lengths[b] frames of column b."""
+    return torch.arange(T)[:, None] < torch.as_tensor(lengths)[None, :]
+
+
+def _lengths(rng, T, B):
+    """Lengths in 1..T, the longest T, one of them 1 when B > 2."""
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0] = T
+    if B > 2:
+        lengths[-1] = 1
+    return lengths
+
+
+# (T, B, H, H') including B = 1, T = 1 and H != H'
+SHAPES = [(5, 3, 4, 4), (1, 1, 3, 3), (7, 1, 2, 2), (1, 4, 5, 5), (6, 5, 8, 8)]
+UNEQUAL = [(5, 3, 4, 6), (1, 1, 3, 2), (7, 1, 2, 5), (1, 4, 6, 3), (6, 5, 8, 3)]
+
+
+def _scores(name, result, T, B):
+    return expect_shape(f"{name}", result, (T, B), "T, B")
+
+
+# ----------------------------------------------------------------------------- scores
+
+@hidden_test("test_dot_scores")
+def _(student):
+    for seed, (T, B, H, _) in enumerate(SHAPES):
+        rng = np.random.default_rng(seed)
+        dtype = np.float64 if seed == 2 else np.float32
+        query, keys = _tensor(rng, (B, H), dtype=dtype), _tensor(rng, (T, B, H), dtype=dtype)
+        got = _scores(f"dot_scores(query, keys) with (T, B, H) = ({T}, {B}, {H})",
+                      student.dot_scores(query, keys), T, B)
+        expect_close(f"dot_scores(query, keys) with (T, B, H) = ({T}, {B}, {H})", got,
+                     ref.dot_scores(query, keys).numpy(), **TOL,
+                     what="e[t, b] = query[b] . keys[t, b]")
+
+
+@hidden_test("test_dot_scores_scaled")
+def _(student):
+    for seed, (T, B, H, _) in enumerate(SHAPES):
+        H = max(H, 4)                     # sqrt(H) > 1: scaling must show
+        rng = np.random.default_rng(10 + seed)
+        query, keys = _tensor(rng, (B, H)), _tensor(rng, (T, B, H))
+        name = f"dot_scores(query, keys, scaled=True) with (T, B, H) = ({T}, {B}, {H})"
+        got = _scores(name, student.dot_scores(query, keys, scaled=True), T, B)
+        expect_close(name, got, ref.dot_scores(query, keys, scaled=True).numpy(), **TOL,
+                     what=f"query[b] . keys[t, b] / sqrt(H), sqrt({H}) = {math.sqrt(H):.3g}")
+
+
+@hidden_test("test_general_scores")
+def _(student):
+    for seed, (T, B, H, H2) in enumerate(UNEQUAL):
+        rng = np.random.default_rng(20 + seed)
+        query, keys, W = _tensor(rng, (B, H)), _tensor(rng, (T, B, H2)), _tensor(rng, (H, H2))
+        name = f"general_scores(query, keys, W) with (T, B, H, H') = ({T}, {B}, {H}, {H2})"
+        got = _scores(name, student.general_scores(query, keys, W), T, B)
+        expect_close(name, got, ref.general_scores(query, keys, W).numpy(), **TOL,
+                     what="e[t, b] = query[b] @ W @ keys[t, b]")
+
+
+@hidden_test("test_additive_scores")
+def _(student):
+    for seed, (T, B, H, H2) in enumerate(UNEQUAL):
+        A = 3 + seed
+        rng = np.random.default_rng(30 + seed)
+        query, keys = _tensor(rng, (B, H)), _tensor(rng, (T, B, H2))
+        W_q, W_k, v = _tensor(rng, (H, A)), _tensor(rng, (H2, A)), _tensor(rng, (A,))
+        name = f"additive_scores(query, keys, W_q, W_k, v) with (T, B, H, H', A) = ({T}, {B}, {H}, {H2}, {A})"
+        got = _scores(name, student.additive_scores(query, keys, W_q, W_k, v), T, B)
+        expect_close(name, got, ref.additive_scores(query, keys, W_q, W_k, v).numpy(), **TOL,
+                     what="e[t, b] = v . tanh(query[b] @ W_q + keys[t, b] @ W_k)")
+
+
+# ----------------------------------------------------------------------------- masked_softmax
+
+def _softmax(student, scores, mask, name):
+    T, B = scores.shape
+    got = expect_shape(name, student.masked_softmax(scores.clone(), mask.clone()), (T, B), "T, B")
+    if not np.all(np.isfinite(got)):
+        raise CheckFailed(f"{name} contains {got[~np.isfinite(got)][0]}: the weights must be finite "
+                          f"numbers (exp of a large score overflows unless the maximum is subtracted first).")
+    return got
+
+
+def _padding_exactly_zero(name, got, mask):
+    padded = ~mask.numpy()
+    if np.any(got[padded] != 0):
+        t, b = (int(i) for i in np.argwhere((got != 0) & padded)[0])
+        raise CheckFailed(f"{name}: weight[{t}, {b}] = {got[t, b]:.3g} on a padded frame (column {b} "
+                          f"has {int(mask[:, b].sum())} real frames). Padded frames must get weight "
+                          f"exactly 0: set their scores to -inf before the softmax.")
+
+
+def _sums_to_one(name, got, mask):
+    sums = got.sum(axis=0)
+    if np.any(np.abs(sums - 1) > 1e-5):
+        b = int(np.argmax(np.abs(sums - 1)))
+        raise CheckFailed(f"{name}: the weights of column {b} sum to {sums[b]:.6g}, not 1. The softmax "
+                          f"runs over the frames (axis 0) of each column, over its real frames only.")
+
+
+@hidden_test("test_masked_softmax")
+def _(student):
+    for seed, (T, B, _, _) in enumerate(SHAPES + [(4, 6, 1, 1), (9, 2, 1, 1)]):
+        rng = np.random.default_rng(40 + seed)
+        scores, lengths = _tensor(rng, (T, B), scale=3.0), _lengths(rng, T, B)
+        mask = _mask(lengths, T)
+        name = f"masked_softmax(scores, mask) with (T, B) = ({T}, {B}) and lengths {lengths.tolist()}"
+        got = _softmax(student, scores, mask, name)
+        _padding_exactly_zero(name, got, mask)
+        _sums_to_one(name, got, mask)
+        expect_close(name, got, ref.masked_softmax(scores, mask).numpy(), **TOL,
+                     what="the softmax over each column's real frames")
+        for b in np.flatnonzero(lengths == 1):
+            expect_true(got[0, b] == 1.0, f"{name}: column {b} has one real frame, so its weight must be "
+                                          f"exactly 1, got {got[0, b]:.6g}.")
+        # padding invariance: more padded frames, with any scores, change nothing
+        extra = torch.cat([scores, _tensor(rng, (3, B), scale=10.0)])
+        longer = _softmax(student, extra, _mask(lengths, T + 3), name + " padded with 3 more frames")
+        expect_close(f"masked_softmax with 3 more padded frames (with large scores), frames :{T}", longer[:T],
+                     got, **TOL, what="the weights without the extra padding (padding must not change them)")
+
+
+@hidden_test("test_masked_softmax_stable")
+def _(student):
+    """Scores of +-1e4: exp overflows unless the softmax subtracts the (real frames') maximum."""
+    rng = np.random.default_rng(50)
+    T, B = 6, 4
+    scores = torch.from_numpy(rng.choice([-1e4, 1e4, 0.0, 9999.0], size=(T, B)).astype(np.float32))
+    lengths = np.array([6, 3, 1, 4])
+    scores[lengths[1]:, 1] = 1e4          # huge scores on padding
+    scores[:lengths[1], 1] = -1e4         # and very negative ones on the real frames
+    mask = _mask(lengths, T)
+    name = "masked_softmax(scores, mask) with scores of +-1e4"
+    got = _softmax(student, scores, mask, name)
+    _padding_exactly_zero(name, got, mask)
+    _sums_to_one(name, got, mask)
+    expect_close(name, got, ref.masked_softmax(scores, mask).numpy(), **TOL,
+                 what="the softmax over each column's real frames")
+
+
+# ----------------------------------------------------------------------------- attend
+
+def _attend(student, scores, values, mask, name):
+    T, B, D = values.shape
+    result = student.attend(scores.clone(), values.clone(), mask.clone())
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"{name} should return a pair (weights, context), got {describe(result)}.")
+    weights = expect_shape(f"weights returned by {name}", result[0], (T, B), "T, B")
+    context = expect_shape(f"context returned by {name}", result[1], (B, D), "B, D")
+    return weights, context
+
+
+def _own_softmax(student, scores, mask):
+    try:
+        return as_array("masked_softmax", student.masked_softmax(scores.clone(), mask.clone()))
+    except (StudentError, CheckFailed):
+        return None
+
+
+def _check_attend(student, scores, values, mask, name):
+    """weights: the softmax over real frames (or the student's own masked_softmax);
+    context: the weighted sum of the values with those weights. Returns whether the
+    weights are the reference's."""
+    weights, context = _attend(student, scores, values, mask, name)
+    want = ref.masked_softmax(scores, mask).numpy()
+    exact = weights.shape == want.shape and np.allclose(weights, want, **TOL)
+    if not exact:
+        own = _own_softmax(student, scores, mask)
+        if own is None or not np.allclose(weights, own, **TOL):
+            expect_close(f"weights returned by {name}", weights, want, **TOL,
+                         what="masked_softmax(scores, mask)")
+    expect_close(f"context returned by {name}", context,
+                 np.einsum("tb,tbd->bd", weights, values.double().numpy()), **TOL,
+                 what="sum over t of weights[t, b] * values[t, b] (with the weights it returned)")
+    return exact
+
+
+@hidden_test("test_attend")
+def _(student):
+    for seed, (T, B, H, D) in enumerate(UNEQUAL + [(8, 3, 4, 4)]):
+        rng = np.random.default_rng(60 + seed)
+        query, keys, values = _tensor(rng, (B, H)), _tensor(rng, (T, B, H)), _tensor(rng, (T, B, D))
+        lengths = _lengths(rng, T, B)
+        mask = _mask(lengths, T)
+        scores = ref.dot_scores(query, keys, scaled=True)                       # (T, B)
+        name = f"attend(scores, values, mask) with (T, B, D) = ({T}, {B}, {D})"
+        exact = _check_attend(student, scores, values, mask, name)
+        if exact:                         # where they coincide: PyTorch's own attention
+            _, context = _attend(student, scores, values, mask, name)
+            sdpa = torch.nn.functional.scaled_dot_product_attention(
+                query[:, None, :], keys.transpose(0, 1), values.transpose(0, 1),
+                attn_mask=mask.T[:, None, :])[:, 0]                             # (B, D)
+            expect_close(f"context returned by {name}", context, sdpa.numpy(), **TOL,
+                         what="torch.nn.functional.scaled_dot_product_attention on the same query, "
+                              "keys, values and mask")
+
+
+@hidden_test("test_attend_invariances")
+def _(student):
+    """Permuting the frames together with their values and mask leaves the context unchanged;
+    padded frames, whatever their scores and values, change nothing; weights sum to 1."""
+    for seed, (T, B, _, D) in enumerate(UNEQUAL[:1] + [(9, 4, 1, 3), (6, 1, 1, 2)]):
+        rng = np.random.default_rng(70 + seed)
+        scores, values = _tensor(rng, (T, B), scale=2.0), _tensor(rng, (T, B, D))
+        lengths = _lengths(rng, T, B)
+        mask = _mask(lengths, T)
+        name = f"attend(scores, values, mask) with (T, B, D) = ({T}, {B}, {D})"
+        exact = _check_attend(student, scores, values, mask, name)
+        weights, context = _attend(student, scores, values, mask, name)
+        order = torch.from_numpy(rng.permutation(T))
+        _, shuffled = _attend(student, scores[order], values[order], mask[order], name + ", frames permuted")
+        expect_close(f"the context when the frames, their values and the mask are permuted together "
+                     f"(T = {T}, B = {B})", shuffled, context, **TOL,
+                     what="the context before (a weighted sum does not depend on the order of the frames)")
+        if not exact:     # the weights are the student's own masked_softmax: judged in its cells
+            continue
+        _sums_to_one(f"weights returned by {name}", weights, mask)
+        more_scores = torch.cat([scores, _tensor(rng, (2, B), scale=10.0)])
+        more_values = torch.cat([values, _tensor(rng, (2, B, D), scale=10.0)])
+        more_mask = _mask(lengths, T + 2)
+        more_weights, padded = _attend(student, more_scores, more_values, more_mask, name + " padded with 2 more frames")
+        if not np.allclose(more_weights, ref.masked_softmax(more_scores, more_mask).numpy(), **TOL):
+            own = _own_softmax(student, more_scores, more_mask)
+            if own is not None and np.allclose(more_weights, own, **TOL):
+                continue  # the student's own masked_softmax mishandles padding: judged in its cells
+        expect_close(f"the context with 2 more padded frames (large scores and values) after the T = {T} frames",
+                     padded, context, **TOL, what="the context without them (padding must not change it)")
+
+
+# ----------------------------------------------------------------------------- AttentionDecoder.step
+
+DECODER_SIZES = [(5, 4, 6), (3, 6, 6), (4, 3, 8)]    # (emb, H, E): E != H and E == H
+
+
+def _decoder(student, seed, emb, H, E):
+    torch.manual_seed(seed)
+    module = ref.AttentionDecoder(V, emb, H, E)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    handle = student.keep.AttentionDecoder(V, emb, H, E)
+    try:
+        handle.keep.load_state_dict(state)
+    except StudentError as error:
+        raise CheckFailed(
+            f"AttentionDecoder({V}, {emb}, {H}, {E}).load_state_dict(...) failed: {error}. Keep the "
+            f"layers that __init__ creates in the notebook, with their names and sizes; the tests "
+            f"load known weights into them.") from None
+    return module, handle
+
+
+def _first_broken_part(student):
+    """The name of the student's score or attend that is wrong, for the step's message."""
+    rng = np.random.default_rng(99)
+    query, keys, values = _tensor(rng, (3, 4)), _tensor(rng, (5, 3, 4)), _tensor(rng, (5, 3, 2))
+    mask = _mask([5, 2, 1], 5)
+    try:
+        got = as_array("dot_scores", student.dot_scores(query, keys, scaled=True))
+        if got.shape != (5, 3) or not np.allclose(got, ref.dot_scores(query, keys, scaled=True).numpy(), **TOL):
+            return "dot_scores(..., scaled=True)"
+        weights, context = student.attend(ref.dot_scores(query, keys, scaled=True), values, mask)
+        want_w, want_c = (t.numpy() for t in ref.attend(ref.dot_scores(query, keys, scaled=True), values, mask))
+        if not (np.allclose(as_array("w", weights), want_w, **TOL) and np.allclose(as_array("c", context), want_c, **TOL)):
+            return "attend (or the masked_softmax it uses)"
+    except (StudentError, CheckFailed, ValueError):
+        return "dot_scores or attend"
+    return None
+
+
+@hidden_test("test_decoder_step")
+def _(student):
+    for seed, (emb, H, E) in enumerate(DECODER_SIZES):
+        module, decoder = _decoder(student, 300 + seed, emb, H, E)
+        rng = np.random.default_rng(seed)
+        for T, B in [(7, 4), (1, 1), (5, 1), (6, 3)]:
+            lengths = torch.from_numpy(_lengths(rng, T, B))
+            states = _tensor(rng, (T, B, E))              # padded frames hold garbage: the mask must hide them
+            y_prev = torch.from_numpy(rng.integers(0, V, size=B))
+            s_prev = _tensor(rng, (B, H))
+            result = decoder.step(y_prev, s_prev, states, lengths)
+            name = f"AttentionDecoder.step(y_prev, s_prev, states, lengths) with (T, B, H, E) = ({T}, {B}, {H}, {E})"
+            expect_true(isinstance(result, (tuple, list)) and len(result) == 3,
+                        f"{name} should return (logits, s, weights), got {describe(result)}.")
+            logits = expect_shape(f"logits returned by {name}", result[0], (B, V), "B, V")
+            s = expect_shape(f"s returned by {name}", result[1], (B, H), "B, H")
+            weights = expect_shape(f"weights returned by {name}", result[2], (T, B), "T, B")
+            with torch.no_grad():
+                want = [t.numpy() for t in module.step(y_prev, s_prev, states, lengths)]
+            try:
+                expect_close(f"weights returned by {name}", weights, want[2], **TOL,
+                             what="the attention of query s_prev on keys key(states), scaled dot "
+                                  "product, masked softmax over each utterance's real frames")
+                expect_close(f"s returned by {name}", s, want[1], **TOL,
+                             what="cell([embed(y_prev); context], s_prev), context = the weighted sum "
+                                  "of the values (the encoder states)")
+                expect_close(f"logits returned by {name}", logits, want[0], **TOL,
+                             what="out([s; context])")
+            except CheckFailed as error:
+                broken = _first_broken_part(student)
+                if broken:
+                    raise CheckFailed(f"{error} Your step calls {broken}, which is wrong: fix it first "
+                                      f"(its own test cell says how).") from None
+                raise
