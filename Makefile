@@ -9,8 +9,12 @@ export PYTHONHASHSEED := 0
 LABS := ch01_vanilla_rnn ch02_seq2seq
 SUBMISSIONS ?= submissions
 OUT ?= out
+JOBS ?= 0
+SCHEDULER ?=
+FORMAT ?= wide
+PORT ?= 8888
 
-.PHONY: help setup book book-clean labs grade test data clean student-release
+.PHONY: help setup book book-clean labs grade formgrader export test data clean student-release
 
 help: ## List every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n",$$1,$$2}'
@@ -37,8 +41,18 @@ labs: setup ## Regenerate the student notebooks in labs/ from solutions/ with nb
 student-release: setup ## Write the student edition (labs, speechcourse, corpus, slim requirements) to OUT=dist/student
 	$(BIN)/python tools/student_release.py release $(if $(filter command line,$(origin OUT)),$(OUT),dist/student)
 
-grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into OUT=<dir>
-	$(BIN)/python -m autograder grade $(SUBMISSIONS) $(OUT)
+grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into OUT=<dir> [JOBS=N] [SCHEDULER=tcp://host:8786]
+	$(BIN)/python -m autograder grade $(SUBMISSIONS) $(OUT) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+formgrader: setup ## Open nbgrader's formgrader on the graded class in OUT=<dir> (http://localhost:PORT/formgrader)
+	@test -f $(OUT)/gradebook.db || { echo "$(OUT) holds no graded class: run make grade SUBMISSIONS=<dir> OUT=$(OUT) first"; exit 2; }
+	cd $(OUT) && $(BIN)/jupyter lab --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --ServerApp.default_url=/formgrader
+
+export: setup ## Export OUT=<dir>'s grades, manual marks included: nbgrader_grades.csv and final_grades.csv [FORMAT=canvas]
+	@test -f $(OUT)/gradebook.db || { echo "$(OUT) holds no graded class: run make grade SUBMISSIONS=<dir> OUT=$(OUT) first"; exit 2; }
+	cd $(OUT) && $(BIN)/nbgrader export
+	$(BIN)/python -m autograder export $(OUT) --format $(FORMAT)
 
 data: setup ## Regenerate the speech corpus in data/ (needs espeak-ng and sox)
 	@for tool in espeak-ng sox; do command -v $$tool >/dev/null || \
