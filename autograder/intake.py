@@ -15,6 +15,7 @@ import nbformat
 from nbgrader import utils
 
 from .preprocessors import NOTES_KEY
+from .release import edited_cell_note, released_cells
 
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -81,7 +82,7 @@ def _grade_id(cell) -> str | None:
     return None
 
 
-def restore_graded_cells(notebook, student_version) -> list[str]:
+def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | None = None) -> list[str]:
     """Make ``notebook``'s graded cells match the released lab's, one each, in place.
 
     Deleted, duplicated and retyped graded cells are restored from ``student_version``
@@ -114,7 +115,8 @@ def restore_graded_cells(notebook, student_version) -> list[str]:
             metadata = original.metadata["nbgrader"]
             is_answer = metadata.get("solution", False)
             if not is_answer and cell.source != original.source:
-                notes.append(f"Cell {grade_id} is not for editing but was edited; the original was restored.")
+                # judged against the release the student received (``earlier``), not today's
+                notes.append(edited_cell_note(grade_id, cell.source, earlier))
                 cell.source = original.source
             cell.metadata["nbgrader"] = copy.deepcopy(metadata)
         kept[grade_id] = cell
@@ -145,6 +147,6 @@ def prepare(folder: Path, lab: str, student_version) -> Intake:
     if kernel != KERNEL["name"]:
         intake.notes.append(f"The notebook asked for the kernel {kernel!r}; it was graded with python3.")
     notebook.metadata["kernelspec"] = dict(KERNEL)
-    intake.notes += restore_graded_cells(notebook, student_version)
+    intake.notes += restore_graded_cells(notebook, student_version, released_cells(notebook, lab))
     notebook.metadata[NOTES_KEY] = {"notes": list(intake.notes)}
     return intake

@@ -6,11 +6,14 @@ lands in the repository, and only the generated notebook is copied into ``labs/`
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
@@ -38,12 +41,67 @@ def generate(lab: str, course_root: Path) -> Path:
     return course_root / "release" / lab / f"{lab}.ipynb"
 
 
+RELEASE_KEY = "course_release"       # notebook metadata: the release's fingerprint
+RELEASES_FILE = "releases.json"      # solutions/<lab>/releases.json: every release's given cells
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def given_cells(notebook) -> dict[str, str]:
+    """grade_id -> checksum of each graded cell a student must not edit (tests, read-only cells)."""
+    return {cell.metadata.nbgrader["grade_id"]: _digest(cell.source) for cell in notebook.cells
+            if utils.is_grade(cell) or utils.is_locked(cell)
+            if "grade_id" in cell.metadata.get("nbgrader", {}) and not utils.is_solution(cell)}
+
+
+def release_fingerprint(notebook) -> str:
+    return _digest(json.dumps(sorted(given_cells(notebook).items())))
+
+
 def release(lab: str, destination: Path | None = None) -> Path:
-    """Write the student notebook of ``lab`` to ``destination`` (default ``labs/<lab>/<lab>.ipynb``)."""
+    """Write the student notebook of ``lab`` to ``destination`` (default ``labs/<lab>/<lab>.ipynb``).
+
+    The notebook carries its release's fingerprint; ``make labs`` (the default destination)
+    also records that release's given cells in ``solutions/<lab>/releases.json``, so a later
+    edit of the lab is not blamed on students who hold an earlier release.
+    """
+    record = destination is None
     destination = destination or student_notebook(lab)
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:
         generated = generate(lab, Path(scratch))
         notebook = nbformat.read(generated, as_version=4)
+    notebook.metadata[RELEASE_KEY] = release_fingerprint(notebook)
+    if record:
+        path = source_notebook(lab).parent / RELEASES_FILE
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        known[notebook.metadata[RELEASE_KEY]] = given_cells(notebook)
+        path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
     destination.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, destination)
     return destination
+
+
+def released_cells(notebook, lab: str) -> dict[str, str] | None:
+    """The given cells of the release ``notebook`` says it came from, or None when that release is unknown."""
+    fingerprint = notebook.metadata.get(RELEASE_KEY)
+    path = source_notebook(lab).parent / RELEASES_FILE
+    if not isinstance(fingerprint, str) or not path.is_file():
+        return None
+    try:
+        known = json.loads(path.read_text())
+    except ValueError:
+        return None
+    cells = known.get(fingerprint)
+    return cells if isinstance(cells, dict) else None
+
+
+def edited_cell_note(grade_id: str, source: str, earlier: dict[str, str] | None) -> str:
+    """What a submission whose given cell differs from today's release is told."""
+    if earlier is not None and earlier.get(grade_id) == _digest(source):
+        return (f"Cell {grade_id} was changed by your instructor after your copy of the lab was released; "
+                "the current version was graded.")
+    if earlier is None:
+        return f"Cell {grade_id} differs from the current release of the lab; the current version was graded."
+    return f"Cell {grade_id} is not for editing but was edited; the original was restored."
