@@ -49,6 +49,7 @@ GRADER_FILES = [Path(__file__).parent / name for name in
                  "hidden.py", "calls.py", "skipping.py", "feedback.py")]
 MAX_NOTEBOOK_BYTES = 32 << 20     # a bigger file is not read (a notebook of plots is a few MB)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # what a spreadsheet reads as a formula
+tqdm.monitor_interval = 0   # no monitor thread: a one-job run forks for the bounded feedback step
 
 
 class GradingError(Exception):
