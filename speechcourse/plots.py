@@ -117,3 +117,32 @@ def plot_unrolled_rnn(T: int = 4, ax=None, input_label: str = "x", state_label: 
     ax.set_ylim(-0.5, 2.5)
     ax.axis("off")
     return ax
+
+
+def plot_self_attention(T: int = 6, query: int = 3, weights=None, ax=None):
+    """Draw self-attention over one sequence (a diagram): every frame is query, key and value.
+
+    Frames ``x_1..x_T`` sit on the bottom row and outputs ``y_1..y_T`` on the top row. The
+    output of frame ``query`` (1-based) is joined to every frame, with a line whose width
+    shows its weight (``weights``: T numbers, default a bump around ``query``); the other
+    outputs are drawn too, to say that each is computed the same way, all at once.
+    """
+    if weights is None:
+        weights = np.exp(-0.5 * (np.arange(1, T + 1) - query) ** 2)
+    weights = np.asarray(weights, dtype=float) / np.sum(weights)
+    ax = _axis(ax, figsize=(7.0, 2.8))
+    box = dict(boxstyle="round,pad=0.3", linewidth=1.1)
+    for t in range(1, T + 1):
+        ax.text(t, 0, f"$x_{{{t}}}$", ha="center", va="center", bbox={**box, "fc": "#dbe9f6"})
+        ax.text(t, 2, f"$y_{{{t}}}$", ha="center", va="center",
+                bbox={**box, "fc": "#fde2c4" if t == query else "#f3f3f3"})
+        ax.annotate("", (query, 2), (t, 0), arrowprops=dict(arrowstyle="-|>", color="tab:red",
+                                                             lw=0.5 + 6 * weights[t - 1], shrinkA=10, shrinkB=11))
+        ax.text(t, 0.55 if t != query else 0.45, f"{weights[t - 1]:.2f}", ha="center", fontsize=8,
+                color="tab:red")
+    ax.text(T + 0.6, 0, "keys, values\n(and queries)", va="center", fontsize=9)
+    ax.text(T + 0.6, 2, f"$y_{{{query}}} = \\sum_t \\alpha_{{{query},t}}\\, v_t$", va="center", fontsize=10)
+    ax.set_xlim(0.4, T + 2.6)
+    ax.set_ylim(-0.5, 2.5)
+    ax.axis("off")
+    return ax
