@@ -207,8 +207,11 @@ def write_bundle(lab: str, out_dir: Path, cache: Path | None = None) -> Path:
     return target
 
 
-def write_bundles(out_dir: Path) -> list[Path]:
-    return [write_bundle(lab, out_dir, cache=out_dir / ".cache") for lab in lab_names()]
+CACHE = REPO / "_build" / "bundles" / ".cache"   # corpus subsets, kept between builds
+
+
+def write_bundles(out_dir: Path, cache: Path = CACHE) -> list[Path]:
+    return [write_bundle(lab, out_dir, cache=cache) for lab in lab_names()]
 
 
 def write_release(out: Path) -> Path:
