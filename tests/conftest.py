@@ -1,18 +1,24 @@
-"""Shared set-up: one grading run over every kind of submission, made once per test session.
+"""Shared set-up: ONE grading run of a whole class, made once per test session.
 
-Grading is the slow part of the suite, so the solution, the untouched lab, every lab
-fixture, every attack and every malformed submission become "students" of one folder
-that is graded once (``graded``). The test modules then each read the results they
-are about.
+Grading is the slow part of the suite, so every lab found in ``solutions/`` (with its
+student notebook in ``labs/`` and its hidden tests) is graded in one run with two jobs,
+as an instructor grades a class: the student ``solution`` and the student ``untouched``
+hand in every lab; every fixture of ``tests/fixtures/<lab>/`` is a student of its own;
+Lab 1 also carries the attack catalogue and the malformed submissions. The test modules
+then each read the results they are about: ``graded["results"]`` is Lab 1's, keyed by
+student, and ``lab_results(graded, lab)`` any lab's, keyed the same way (``solution``,
+``untouched``, ``mistake-<fixture>``, ``attack-<fixture>``).
 """
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from autograder.course import source_notebook, student_notebook
+from autograder.course import SOLUTIONS, lab_names, source_notebook, student_notebook
 from autograder.fill import answers_from_source, fill, read_answers
 from autograder.grade import grade_folder
 from autograder.sandbox import Limits
@@ -22,6 +28,7 @@ FIXTURES = TESTS / "fixtures"
 LAB = "ch01_vanilla_rnn"
 # Tight limits keep the deliberate hangs short; a correct lab finishes far inside them.
 TEST_LIMITS = Limits(cell_timeout=20, call_timeout=8, notebook_budget=240)
+CLASS_JOBS = 2   # the class is graded as make grade grades it: in parallel
 
 
 def lab_submission(lab: str, fixture: Path | None = None):
@@ -51,20 +58,69 @@ def _malformed(root: Path) -> None:
         build(root, student)
 
 
+def graded_labs() -> list[str]:
+    """Every lab ready to grade: instructor notebook, student notebook and hidden tests.
+
+    ``GRADED_LABS=ch01_vanilla_rnn,...`` narrows the class run while working on one lab.
+    """
+    only = [lab for lab in os.environ.get("GRADED_LABS", "").split(",") if lab]
+    return [lab for lab in lab_names() if (not only or lab in only or lab == LAB)
+            and student_notebook(lab).is_file() and (SOLUTIONS / lab / "hidden_tests.py").is_file()]
+
+
+def _student(lab: str, name: str) -> str:
+    """Lab 1's students keep their plain names; another lab's fixtures are prefixed with the lab."""
+    return name if lab == LAB or name in ("solution", "untouched") else f"{lab}-{name}"
+
+
+def _class_folder(root: Path) -> dict[str, dict[str, str]]:
+    """Write the class; returns lab -> {name in tests: student folder}."""
+    names: dict[str, dict[str, str]] = {}
+    for lab in graded_labs():
+        students = names[lab] = {}
+        kinds = {"solution": lab_submission(lab),
+                 "untouched": nbformat.read(student_notebook(lab), as_version=4)}
+        for fixture in sorted((FIXTURES / lab).glob("*.py")):
+            kinds[f"mistake-{fixture.stem}"] = lab_submission(lab, fixture)
+        attacks = FIXTURES / "attacks" if lab == LAB else FIXTURES / "attacks" / lab
+        for fixture in sorted(attacks.glob("*.py")):
+            kinds[f"attack-{fixture.stem}"] = lab_submission(lab, fixture)
+        for name, notebook in kinds.items():
+            students[name] = _student(lab, name)
+            write_submission(root, students[name], lab, notebook)
+    _malformed(root)
+    return names
+
+
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory):
-    """student -> grading Result for every submission kind; also the folders used."""
+    """The class graded once: Lab 1's results by student, every lab's, and the folders used."""
     root = tmp_path_factory.mktemp("submissions")
     out = tmp_path_factory.mktemp("graded")
-    write_submission(root, "solution", LAB, lab_submission(LAB))
-    write_submission(root, "untouched", LAB, nbformat.read(student_notebook(LAB), as_version=4))
-    for fixture in sorted((FIXTURES / LAB).glob("*.py")):
-        write_submission(root, f"mistake-{fixture.stem}", LAB, lab_submission(LAB, fixture))
-    for fixture in sorted((FIXTURES / "attacks").glob("*.py")):
-        write_submission(root, f"attack-{fixture.stem}", LAB, lab_submission(LAB, fixture))
-    _malformed(root)
-    results = grade_folder(root, out, [LAB], progress=False, limits=TEST_LIMITS)
-    return {"results": {result.student_id: result for result in results}, "submissions": root, "out": out}
+    names = _class_folder(root)
+    started = time.perf_counter()
+    results = grade_folder(root, out, graded_labs(), progress=False, limits=TEST_LIMITS, jobs=CLASS_JOBS)
+    seconds = time.perf_counter() - started
+    by_key = {(result.student_id, result.lab): result for result in results}
+    by_lab = {lab: {name: by_key[(student, lab)] for name, student in students.items()}
+              for lab, students in names.items()}
+    lab1 = dict(by_lab.get(LAB, {}))
+    lab1.update({student: by_key[(student, LAB)] for student in _malformed_names()})
+    return {"results": lab1, "labs": by_lab, "all": results, "submissions": root, "out": out,
+            "seconds": seconds}
+
+
+def lab_results(graded, lab: str) -> dict:
+    """``name -> Result`` of one lab in the class run (``solution``, ``untouched``, ``mistake-<fixture>``)."""
+    if lab not in graded["labs"]:
+        pytest.fail(f"{lab} was not in the graded class: it needs solutions/{lab}/{lab}.ipynb, "
+                    f"labs/{lab}/{lab}.ipynb and solutions/{lab}/hidden_tests.py")
+    return graded["labs"][lab]
+
+
+def _malformed_names() -> list[str]:
+    from test_grading_intake import MALFORMED
+    return sorted(MALFORMED)
 
 
 def points(result) -> dict[str, float]:

@@ -1,71 +1,58 @@
 """Lab 2 through the real grader: the solution scores full, the untouched lab zero, and each
 realistic mistake in tests/fixtures/ch02_seq2seq loses exactly its points.
 
-One grading run for this module. The solution's notebook runs in full, training included;
-in the other submissions the given training cells run 5 steps per cell instead of 400
-(they are not graded, and a fixture only changes answer cells), which keeps the run to a
-couple of minutes.
+The results come from the session's one class run (``graded`` in conftest.py). The lab's
+training cells are tagged ``skip-when-grading`` (no hidden test depends on them), so the
+grader does not run them, and every submission's feedback says so.
 """
 from __future__ import annotations
 
-import nbformat
 import pytest
 
-from autograder.course import student_notebook
-from autograder.grade import grade_folder
-from conftest import FIXTURES, TEST_LIMITS, failed_tests, lab_submission, write_submission
+from conftest import FIXTURES, failed_tests, lab_results
 from test_ch02_seq2seq import EXPECTED_FAILURES, MANUAL_POINTS, TEST_POINTS
 
 LAB = "ch02_seq2seq"
-FULL_STEPS, SHORT_STEPS = "STEPS_PER_CELL = 400", "STEPS_PER_CELL = 5"
 TOTAL = sum(TEST_POINTS.values())
 
 
-def short_training(notebook):
-    cells = [cell for cell in notebook.cells if FULL_STEPS in cell.source]
-    assert len(cells) == 1, "the lab's training cell sets STEPS_PER_CELL once"
-    cells[0].source = cells[0].source.replace(FULL_STEPS, SHORT_STEPS)
-    return notebook
-
-
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("submissions")
-    out = tmp_path_factory.mktemp("graded")
-    write_submission(root, "solution", LAB, lab_submission(LAB))
-    write_submission(root, "untouched", LAB,
-                     short_training(nbformat.read(student_notebook(LAB), as_version=4)))
-    for fixture in sorted((FIXTURES / LAB).glob("*.py")):
-        write_submission(root, f"mistake-{fixture.stem}", LAB, short_training(lab_submission(LAB, fixture)))
-    results = grade_folder(root, out, [LAB], progress=False, limits=TEST_LIMITS)
-    return {result.student_id: result for result in results}
+def lab(graded):
+    return lab_results(graded, LAB)
 
 
-def test_solution_scores_full(graded):
-    result = graded["solution"]
+def test_solution_scores_full(lab):
+    result = lab["solution"]
     assert result.score == result.max_score == TOTAL, {t.grade_id: t.message for t in result.tests}
     assert result.status == "needs manual grading"
     assert result.manual_max_score == sum(MANUAL_POINTS.values())
     assert not any("failed" in note for note in result.notes), result.notes
 
 
-def test_untouched_lab_scores_zero(graded):
-    result = graded["untouched"]
+def test_untouched_lab_scores_zero(lab):
+    result = lab["untouched"]
     assert result.score == 0 and result.max_score == TOTAL
+    assert result.submitted == "untouched"
     assert all("NotImplementedError" in test.message for test in result.tests), \
         {t.grade_id: t.message for t in result.tests}
 
 
 @pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
-def test_fixture_loses_exactly_its_points(graded, fixture):
-    result = graded[f"mistake-{fixture}"]
+def test_fixture_loses_exactly_its_points(lab, fixture):
+    result = lab[f"mistake-{fixture}"]
     assert failed_tests(result) == set(EXPECTED_FAILURES[fixture]), \
         {t.grade_id: t.message for t in result.tests if t.score < t.max_score}
     lost = sum(TEST_POINTS[grade_id] for grade_id in EXPECTED_FAILURES[fixture])
     assert result.score == TOTAL - lost
 
 
-def test_every_fixture_is_graded(graded):
+def test_every_fixture_is_graded(lab):
     on_disk = {path.stem for path in (FIXTURES / LAB).glob("*.py")}
     assert on_disk == set(EXPECTED_FAILURES)
-    assert {f"mistake-{name}" for name in on_disk} <= set(graded)
+    assert {f"mistake-{name}" for name in on_disk} <= set(lab)
+
+
+def test_training_cells_are_skipped_and_the_feedback_says_so(graded, lab):
+    student = lab["solution"].gradebook_id
+    page = (graded["out"] / "feedback" / student / LAB / f"{LAB}.html").read_text()
+    assert page.count("Not run when graded") == 3, "Lab 2's three training cells carry skip-when-grading"

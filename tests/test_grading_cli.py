@@ -18,6 +18,9 @@ def _run(*args, cwd=None):
     (("grade", "/no/such/folder", "out"), "is not a folder of submissions"),
     (("grade", "{empty}", "out"), "holds no student folders"),
     (("grade", "{empty}", "out", "--lab", "ch99_nothing"), "unknown lab ch99_nothing"),
+    (("grade", "{empty}", "out", "--jobs", "-1"), "--jobs must be a positive number"),
+    (("export", "{empty}"), "holds no gradebook.db"),
+    (("export", "{empty}", "--format", "excel"), "invalid choice: 'excel'"),
     (("fill", "/no/such.ipynb", "-o", "x.ipynb"), "No such file"),
     (("fill", f"labs/{LAB}/{LAB}.ipynb", "{answers}", "-o", "x.ipynb"), "no answer cell named not_a_cell"),
 ])
