@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -154,5 +155,106 @@ def test_lab_page_and_its_download_link(browser, site):
     response = page.request.get(site + "labs/ch01_vanilla_rnn/" + source if not source.startswith("http") else source)
     assert response.status == 200 and json.loads(response.text())["cells"]
     assert not _broken_images(page)
+    assert not problems, problems
+    page.close()
+
+
+# ------------------------------------------------- the student's way in: zips, links, fonts (issue 12)
+
+HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+
+
+def _student_labs() -> list[str]:
+    return sorted(path.parent.name for path in (REPO / "labs").glob("*/*.ipynb") if path.stem == path.parent.name)
+
+
+def test_every_lab_page_the_labs_page_and_the_intro_link_the_labs_zip(book):
+    zips = {}
+    for lab in _student_labs():
+        page = (book / "labs" / lab / f"{lab}.html").read_text()
+        links = re.findall(rf'<a[^>]*class="[^"]*download[^"]*"[^>]*href="([^"]*/{lab}\.zip)"', page)
+        assert links and "Run this lab" in page, f"the page of {lab} does not offer its zip"
+        assert f".venv/bin/jupyter lab {lab}.ipynb" in html.unescape(re.sub(r"<[^>]+>", "", page))
+        zips[lab] = (book / "labs" / lab / links[0]).resolve()
+        assert zipfile.is_zipfile(zips[lab]), zips[lab]
+    for page in ("book/labs.html", "book/intro.html"):
+        text = (book / page).read_text()
+        for lab in zips:
+            assert re.search(rf'href="[^"]*/{lab}\.zip"', text), f"{page} does not link {lab}.zip"
+
+
+def test_every_link_of_the_site_leads_somewhere(book):
+    """No local link to a missing file, no link to a placeholder."""
+    for path in book.rglob("*.html"):
+        text = path.read_text(errors="replace")
+        for tag, href in re.findall(r'(<a\s[^>]*href="([^"]*)"[^>]*>)', text):
+            href = html.unescape(href)
+            placeholder = href == ""              # "#" is fine: the page's own link, back to its top
+            assert not placeholder and not re.search(r"example\.(com|org)|<|%3C|TODO", href), \
+                f"{path.relative_to(book)} links to a placeholder: {tag}"
+            if href.startswith(("http://", "https://", "mailto:", "#", "javascript:")):
+                continue
+            target = (path.parent / href.split("#")[0].split("?")[0]).resolve()
+            assert target.exists(), f"{path.relative_to(book)} links to a missing {href!r}"
+
+
+def test_every_font_is_served_by_the_site(book):
+    for path in [*book.rglob("*.css"), *book.rglob("*.html")]:
+        text = path.read_text(errors="replace")
+        assert not re.search(r"fonts\.(googleapis|gstatic)\.com|@import\s+url\(\s*['\"]?https?:", text), path
+        for url in re.findall(r"url\(\s*['\"]?([^'\")]+\.(?:woff2?|ttf|otf))", text):
+            assert not url.startswith(("http:", "https:", "//")), f"{path.relative_to(book)} loads a font from {url}"
+            assert (path.parent / url.split("?")[0]).resolve().exists(), f"{path.relative_to(book)}: {url} missing"
+    assert (book / "_static" / "fonts" / "noto-sans-kr" / "OFL.txt").exists(), "the font's licence ships with it"
+
+
+def test_a_lab_zip_downloads_from_the_labs_page(browser, site):
+    lab = _student_labs()[0]
+    page, problems = _open(browser, site, "book/labs.html")
+    with page.expect_download() as download:
+        page.locator(f"a[download][href$='{lab}.zip']").first.click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = set(archive.namelist())
+        notebook = json.loads(archive.read(f"{lab}/{lab}.ipynb"))
+    for needed in (f"{lab}.ipynb", "requirements.txt", "README.md", "speechcourse/__init__.py",
+                   "speechcourse/selfcheck/__init__.py"):
+        assert f"{lab}/{needed}" in names, f"{lab}.zip lacks {needed}"
+    assert not any(part in name for name in names for part in ("solutions/", "hidden_tests", "reference.py", "tests/"))
+    assert "BEGIN SOLUTION" not in json.dumps(notebook)
+    assert not problems, problems
+    page.close()
+
+
+@pytest.mark.parametrize("path", ["book/intro.html", "book/glossary.html"])
+def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
+    """This machine has no CJK font: Hangul can only render through the site's Noto Sans KR.
+    Chromium reports, per element, which font drew how many glyphs; every Hangul syllable
+    of every visible element must have been drawn by it (a box is drawn by a system font)."""
+    page, problems = _open(browser, site, path)
+    page.evaluate("document.fonts.ready")
+    count = page.evaluate("""() => {
+        let n = 0;
+        for (const element of document.body.querySelectorAll('*')) {
+            if (!element.getClientRects().length) continue;
+            const own = Array.from(element.childNodes).filter(c => c.nodeType === 3).map(c => c.data).join('');
+            const hangul = (own.match(/[\\u1100-\\u11ff\\u3130-\\u318f\\uac00-\\ud7a3]/g) || []).length;
+            if (hangul) { element.dataset.hangul = hangul; n += 1; }
+        }
+        return n;
+    }""")
+    assert count > 0, f"{path} shows no Korean text to check"
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    boxes = []
+    for node in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "[data-hangul]"})["nodeIds"]:
+        attributes = cdp.send("DOM.getAttributes", {"nodeId": node})["attributes"]
+        hangul = int(attributes[attributes.index("data-hangul") + 1])
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        drawn = sum(font["glyphCount"] for font in fonts if font["familyName"].startswith("Noto Sans KR"))
+        if drawn < hangul:
+            boxes.append((cdp.send("DOM.getOuterHTML", {"nodeId": node})["outerHTML"][:80], fonts))
+    assert not boxes, f"{len(boxes)} of {count} elements with Korean drew it with a system font: {boxes[:2]}"
     assert not problems, problems
     page.close()
