@@ -20,20 +20,28 @@ def _axis(ax, figsize=(6.0, 3.5)):
 
 def plot_gradient_norms(norms_by_label: Mapping[str, Sequence[float]], ax=None,
                         xlabel: str = r"distance in time $T-t$ (frames)",
-                        ylabel: str = r"$\|\partial L / \partial h_t\|$"):
+                        ylabel: str = r"$\|\partial L / \partial h_t\|$",
+                        predictions: Mapping[str, Sequence[float]] | None = None):
     """Plot gradient norms against distance in time, one line per label, log y-axis.
 
     ``norms_by_label`` maps a legend label (e.g. ``"rho = 0.9"``) to a sequence of
     norms whose entry ``k`` belongs to the hidden state ``k`` frames before the loss.
-    Non-positive or non-finite values are left out of a line rather than breaking the
-    log scale.
+    ``predictions`` optionally maps a label to a predicted curve of the same kind, drawn
+    dashed in black *on top of* the measurements (so it stays visible where they agree)
+    and listed in the legend. Non-positive or non-finite values are left out of a line
+    rather than breaking the log scale.
     """
     ax = _axis(ax)
     for label, norms in norms_by_label.items():
         norms = np.asarray(norms, dtype=float)
         k = np.arange(len(norms))
         ok = np.isfinite(norms) & (norms > 0)
-        ax.plot(k[ok], norms[ok], marker=".", markersize=3, label=label)
+        ax.plot(k[ok], norms[ok], marker=".", markersize=3, lw=2.5, alpha=0.8, label=label)
+    for i, (label, values) in enumerate((predictions or {}).items()):
+        values = np.asarray(values, dtype=float)
+        k = np.arange(len(values))
+        ok = np.isfinite(values) & (values > 0)
+        ax.plot(k[ok], values[ok], color="black", lw=1.1, ls=(0, (4, 2 + i)), zorder=5, label=label)
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -116,6 +124,106 @@ def plot_unrolled_rnn(T: int = 4, ax=None, input_label: str = "x", state_label: 
     ax.set_xlim(-0.6, T + 0.6)
     ax.set_ylim(-0.5, 2.5)
     ax.axis("off")
+    return ax
+
+
+def plot_spectrogram(image, ax=None, extent=None, xlabel: str = "time (s)",
+                     ylabel: str = "frequency (kHz)", colorbar_label: str = "log power",
+                     cmap: str = "magma"):
+    """Draw a (frequency, time) array, low frequencies at the bottom, with a labelled colorbar.
+
+    ``image`` is ``(bins, T)``: a spectrogram transposed so that time runs left to right.
+    ``extent`` is ``(t0, t1, f0, f1)`` in the axis units; without it, the axes count
+    frames and bins.
+    """
+    ax = _axis(ax, figsize=(9.0, 2.8))
+    im = ax.imshow(np.asarray(image, dtype=float), origin="lower", aspect="auto", cmap=cmap,
+                   extent=extent, interpolation="nearest")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.figure.colorbar(im, ax=ax, label=colorbar_label, pad=0.01)
+    return ax
+
+
+def plot_seq2seq(T: int = 6, words: Sequence[str] = ("three", "one", "four"), ax=None):
+    """Draw an encoder-decoder without attention over its two time axes (a diagram, no data).
+
+    Encoder: inputs ``x_1..x_T`` and states ``h_1..h_T``. The context ``c = h_T`` is drawn
+    as a node joined to ``h_T``, and one red arrow from it reaches every decoder state
+    ``s_1..s_{U+1}``, whose inputs are ``<s>`` and the words and whose outputs are the
+    words and ``</s>``.
+    """
+    n_out = len(words) + 1
+    ax = _axis(ax, figsize=(10.0, 3.4))
+    box = dict(boxstyle="round,pad=0.3", linewidth=1.1)
+    arrow = dict(arrowstyle="-|>", color="0.3", lw=1.0, shrinkA=11, shrinkB=11)
+    red = dict(arrowstyle="-|>", color="tab:red", lw=0.9, shrinkA=9, shrinkB=11)
+
+    def node(x, y, text, color):
+        ax.text(x, y, text, ha="center", va="center", bbox={**box, "fc": color})
+
+    for t in range(1, T + 1):                                          # encoder, time axis t
+        node(t, 0, f"$x_{{{t}}}$", "#dbe9f6")
+        node(t, 1, f"$h_{{{t}}}$", "#fde2c4")
+        ax.annotate("", (t, 1), (t, 0), arrowprops=arrow)
+        if t > 1:
+            ax.annotate("", (t, 1), (t - 1, 1), arrowprops=arrow)
+    cx, cy = T + 0.9, 2.1                                              # the context node
+    node(cx, cy, "$c = h_T$", "#f8d0d0")
+    ax.annotate("", (cx, cy), (T, 1), arrowprops=dict(arrow, color="tab:red"))
+    inputs, outputs = ["<s>", *words], [*words, "</s>"]
+    for u in range(n_out):                                             # decoder, time axis u
+        xpos = T + 2 + 1.3 * u
+        node(xpos, 0, inputs[u], "#eeeeee")
+        node(xpos, 1, f"$s_{{{u + 1}}}$", "#fde2c4")
+        node(xpos, 2, outputs[u], "#d8f0d2")
+        ax.annotate("", (xpos, 1), (xpos, 0), arrowprops=arrow)
+        ax.annotate("", (xpos, 2), (xpos, 1), arrowprops=arrow)
+        if u:
+            ax.annotate("", (xpos, 1), (xpos - 1.3, 1), arrowprops=arrow)
+        ax.annotate("", (xpos - 0.2, 1.15), (cx, cy), arrowprops=red)
+    ax.text((T + 1) / 2, -0.8, "encoder: frames $t = 1, \\dots, T$", ha="center")
+    ax.text(T + 2 + 1.3 * (n_out - 1) / 2, -0.8, "decoder: symbols $u = 1, \\dots, U+1$", ha="center")
+    ax.set_xlim(0.3, T + 2.6 + 1.3 * (n_out - 1))
+    ax.set_ylim(-1.1, 2.6)
+    ax.axis("off")
+    return ax
+
+
+def plot_token_grid(grid, tokens: Sequence[str], pad: int, ax=None, title: str = "",
+                    xlabel: str = "decoder step u"):
+    """Draw a (U, B) array of token ids as a table, one row per utterance, padding greyed."""
+    grid = np.asarray(grid)
+    U, B = grid.shape
+    ax = _axis(ax, figsize=(5.0, 2.6))
+    ax.imshow(grid.T == pad, cmap="Greys", vmin=0, vmax=3, aspect="auto")
+    for u in range(U):
+        for b in range(B):
+            token = tokens[grid[u, b]]
+            ax.text(u, b, "pad" if grid[u, b] == pad else token, ha="center", va="center",
+                    fontsize=9, color="0.45" if grid[u, b] == pad else "black")
+    ax.set(title=title, xlabel=xlabel, xticks=range(U), yticks=range(B),
+           yticklabels=[f"utt. {b}" for b in range(B)])
+    return ax
+
+
+def plot_by_length(curves: Mapping[str, Mapping[int, float]], ax=None,
+                   ylabel: str = "sequence accuracy", styles: Mapping[str, dict] | None = None,
+                   xlabel: str = "digits in the utterance", ylim=(0, 1.02)):
+    """Plot one line per label against the number of digits, e.g. accuracy by length.
+
+    ``curves`` maps a legend label to ``{n_digits: value}``; ``styles`` optionally maps a
+    label to extra ``ax.plot`` keywords (a dashed prediction, say).
+    """
+    ax = _axis(ax)
+    for label, values in curves.items():
+        lengths = sorted(values)
+        style = {"marker": "o", **(styles or {}).get(label, {})}
+        ax.plot(lengths, [values[n] for n in lengths], label=label, **style)
+    ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim)
+    ax.set_xticks(sorted({n for values in curves.values() for n in values}))
+    ax.grid(True, alpha=0.3)
+    ax.legend(frameon=False)
     return ax
 
 
