@@ -1,0 +1,383 @@
+"""Hidden tests of lab 4 (self-attention). One per test cell; see DEVELOPERS.md.
+
+Functions get tensors and return tensors. The modules live in the student's sandbox: a test
+makes one with ``student.keep.MultiHeadSelfAttention(d_model, n_heads)`` (a handle), loads
+known weights with ``handle.keep.load_state_dict(state)`` (strict: the layer names the notebook
+gives must be kept) and calls ``handle.forward(...)``; results come back as numpy arrays.
+
+References are independent of the student where PyTorch has one:
+``torch.nn.functional.scaled_dot_product_attention`` for attention and
+``torch.nn.MultiheadAttention`` for the multi-head layer, whose weights are loaded through the
+mapping the notebook documents (``in_proj_weight.chunk(3)`` -> W_q, W_k, W_v; ``out_proj`` ->
+W_o). Where one part is built on another, it is judged on the student's own other part: the
+encoder layer against the student's own attention module, the encoder against the student's own
+layers and positions. Padding invariance and permutation equivariance are properties, checked
+without any reference.
+"""
+
+import numpy as np
+import torch
+
+from autograder.hidden import StudentError, hidden_test, load_sibling
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+
+ref = load_sibling(__file__, "reference")
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _t(array):
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
+
+
+def _randn(seed, *shape):
+    return _t(np.random.default_rng(seed).standard_normal(shape))
+
+
+def _pair(name, result):
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"{name} should return a pair (out, weights), got {describe(result)}.")
+    return result
+
+
+def _make(student, cls, state, *args):
+    """A handle to the student's ``cls(*args)`` with ``state`` loaded (names must match)."""
+    handle = getattr(student.keep, cls)(*args)
+    try:
+        handle.keep.load_state_dict(state)
+    except StudentError as error:
+        raise CheckFailed(
+            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
+            f"layers that __init__ creates in the notebook, with their names and sizes; the tests "
+            f"load known weights into them.") from None
+    return handle
+
+
+def _state(module_cls, seed, *args):
+    torch.manual_seed(seed)
+    module = module_cls(*args)
+    with torch.no_grad():                      # LayerNorms start at 1 and 0: make them count too
+        for name, parameter in module.named_parameters():
+            if "norm" in name:
+                parameter.add_(0.3 * torch.randn_like(parameter))
+    return module, {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _padding(lengths, T):
+    lengths = torch.as_tensor(lengths)
+    return torch.arange(T)[None, :] >= lengths[:, None]          # (B, T) True on padding
+
+
+# ------------------------------------------------------------------ scaled dot-product attention
+
+SDPA_SHAPES = [((), 4, 4, 3, 3), ((2,), 5, 7, 4, 6), ((3, 2), 1, 6, 8, 2), ((2, 3), 7, 3, 5, 1)]
+
+
+def _sdpa(student, q, k, v, mask, what):
+    out, weights = _pair("scaled_dot_product_attention(q, k, v, mask)",
+                         student.scaled_dot_product_attention(q, k, v, mask))
+    lead, U, T, d_v = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2], v.shape[-1]
+    out = expect_shape(f"out returned by scaled_dot_product_attention ({what})", out, lead + (U, d_v),
+                       "..., U, d_v")
+    weights = expect_shape(f"weights returned by scaled_dot_product_attention ({what})", weights,
+                           lead + (U, T), "..., U, T")
+    return out, weights
+
+
+def _want_weights(q, k, mask):
+    scores = q @ k.transpose(-2, -1) / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1).numpy()
+
+
+@hidden_test("test_scaled_dot_product_attention")
+def _(student):
+    for seed, (lead, U, T, d_k, d_v) in enumerate(SDPA_SHAPES):
+        q, k, v = _randn(seed, *lead, U, d_k), _randn(10 + seed, *lead, T, d_k), _randn(20 + seed, *lead, T, d_v)
+        what = f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}, no mask"
+        out, weights = _sdpa(student, q, k, v, None, what)
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v).numpy()
+        expect_close(f"weights ({what})", weights, _want_weights(q, k, None), **TOL,
+                     what="softmax over the keys of q k^T / sqrt(d_k)")
+        expect_close(f"out ({what})", out, want, **TOL,
+                     what="torch.nn.functional.scaled_dot_product_attention(q, k, v)")
+
+
+@hidden_test("test_attention_mask")
+def _(student):
+    """A padding mask (B, 1, 1, T) and a per-query mask (U, T), broadcast by the student."""
+    B, n_h, U, T, d_k, d_v = 3, 2, 5, 6, 4, 3
+    q, k, v = _randn(30, B, n_h, U, d_k), _randn(31, B, n_h, T, d_k), _randn(32, B, n_h, T, d_v)
+    lengths = torch.tensor([6, 2, 4])
+    padding = ~_padding(lengths, T)[:, None, None, :]                 # (B, 1, 1, T) True = may look
+    causal = torch.ones(U, T, dtype=torch.bool).tril(diagonal=1)      # (U, T) each query sees t <= u + 1
+    for mask, what in ((padding, "a padding mask of shape (B, 1, 1, T)"),
+                       (causal, "a mask of shape (U, T), different for every query")):
+        out, weights = _sdpa(student, q, k, v, mask, what)
+        blocked = ~mask.expand(B, n_h, U, T).numpy()
+        expect_true(np.all(np.abs(weights[blocked]) < 1e-7),
+                    f"with {what}, weights is not 0 where the mask is False (largest there: "
+                    f"{np.abs(weights[blocked]).max():.3g}): a masked key must get exactly zero weight.")
+        expect_close(f"weights with {what}", weights, _want_weights(q, k, mask), **TOL,
+                     what="softmax over the allowed keys only")
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).numpy()
+        expect_close(f"out with {what}", out, want, **TOL,
+                     what="torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)")
+
+
+# ------------------------------------------------------------------------------ heads
+
+HEAD_SHAPES = [(5, 2, 12, 3), (4, 3, 8, 8), (7, 1, 6, 1), (1, 2, 10, 2)]   # (T, B, d_model, n_heads)
+
+
+@hidden_test("test_split_heads")
+def _(student):
+    for seed, (T, B, d_model, n_heads) in enumerate(HEAD_SHAPES):
+        x = _randn(40 + seed, T, B, d_model)
+        got = expect_shape(f"split_heads(x, {n_heads}) with x of shape {(T, B, d_model)}",
+                           student.split_heads(x, n_heads), (B, n_heads, T, d_model // n_heads),
+                           "B, n_heads, T, d_head")
+        expect_close(f"split_heads(x, {n_heads}) with x of shape {(T, B, d_model)}", got,
+                     ref.split_heads(x, n_heads).numpy(), rtol=0, atol=0,
+                     what="x[t, b, h * d_head + j] at index (b, h, t, j)")
+
+
+@hidden_test("test_merge_heads")
+def _(student):
+    for seed, (T, B, d_model, n_heads) in enumerate(HEAD_SHAPES):
+        heads = _randn(50 + seed, B, n_heads, T, d_model // n_heads)
+        got = expect_shape(f"merge_heads(x) with x of shape {tuple(heads.shape)}", student.merge_heads(heads),
+                           (T, B, d_model), "T, B, d_model")
+        expect_close(f"merge_heads(x) with x of shape {tuple(heads.shape)}", got,
+                     ref.merge_heads(heads).numpy(), rtol=0, atol=0,
+                     what="x[b, h, t, j] at index (t, b, h * d_head + j)")
+
+
+# ------------------------------------------------------------------ multi-head self-attention
+
+def torch_mha(seed, d_model, n_heads):
+    """A seeded torch.nn.MultiheadAttention and its weights under the notebook's names."""
+    torch.manual_seed(seed)
+    mha = torch.nn.MultiheadAttention(d_model, n_heads)
+    with torch.no_grad():
+        mha.in_proj_bias.normal_(0, 0.5)                # torch starts the biases at zero
+        mha.out_proj.bias.normal_(0, 0.5)
+    state = {}
+    for name, w, b in zip(("W_q", "W_k", "W_v"), mha.in_proj_weight.detach().chunk(3),
+                          mha.in_proj_bias.detach().chunk(3)):
+        state[f"{name}.weight"], state[f"{name}.bias"] = w.clone(), b.clone()
+    state["W_o.weight"] = mha.out_proj.weight.detach().clone()
+    state["W_o.bias"] = mha.out_proj.bias.detach().clone()
+    return mha.eval(), state
+
+
+def _mhsa(handle, x, mask, what, n_heads):
+    T, B, d_model = x.shape
+    out, weights = _pair("MultiHeadSelfAttention.forward(x, key_padding_mask)", handle.forward(x, mask))
+    out = expect_shape(f"out of MultiHeadSelfAttention ({what})", out, (T, B, d_model), "T, B, d_model")
+    weights = expect_shape(f"weights of MultiHeadSelfAttention ({what})", weights, (B, n_heads, T, T),
+                           "B, n_heads, T, T")
+    return out, weights
+
+
+MHSA_SIZES = [(7, 2, 12, 3), (4, 3, 8, 1), (5, 1, 16, 4), (1, 2, 6, 2)]    # odd T, one head, T = 1
+
+
+@hidden_test("test_mhsa_matches_torch")
+def _(student):
+    for seed, (T, B, d_model, n_heads) in enumerate(MHSA_SIZES):
+        mha, state = torch_mha(60 + seed, d_model, n_heads)
+        handle = _make(student, "MultiHeadSelfAttention", state, d_model, n_heads)
+        x = _randn(70 + seed, T, B, d_model)
+        what = f"T = {T}, B = {B}, d_model = {d_model}, n_heads = {n_heads}, no mask"
+        out, weights = _mhsa(handle, x, None, what, n_heads)
+        with torch.no_grad():
+            want, want_weights = mha(x, x, x, average_attn_weights=False)
+        expect_close(f"weights of MultiHeadSelfAttention ({what})", weights, want_weights.numpy(), **TOL,
+                     what="torch.nn.MultiheadAttention's weights per head")
+        expect_close(f"out of MultiHeadSelfAttention ({what})", out, want.numpy(), **TOL,
+                     what="torch.nn.MultiheadAttention with the same weights")
+
+
+@hidden_test("test_mhsa_key_padding")
+def _(student):
+    """With key_padding_mask: as torch does, and real frames never see padding (padding invariance)."""
+    for seed, (lengths, d_model, n_heads) in enumerate([([5, 2, 4], 12, 3), ([3, 7], 8, 1), ([1, 4], 16, 4)]):
+        mha, state = torch_mha(80 + seed, d_model, n_heads)
+        handle = _make(student, "MultiHeadSelfAttention", state, d_model, n_heads)
+        T = max(lengths) + 2                                               # padded past the longest, too
+        x = _randn(90 + seed, T, len(lengths), d_model)
+        pad = _padding(lengths, T)
+        what = f"lengths {lengths} padded to T = {T}, d_model = {d_model}, n_heads = {n_heads}"
+        out, weights = _mhsa(handle, x, pad, what, n_heads)
+        with torch.no_grad():
+            want, want_weights = mha(x, x, x, key_padding_mask=pad, average_attn_weights=False)
+        for b, n in enumerate(lengths):
+            expect_close(f"weights[{b}, :, :{n}] of MultiHeadSelfAttention ({what})", weights[b, :, :n],
+                         want_weights[b, :, :n].numpy(), **TOL,
+                         what="torch.nn.MultiheadAttention's weights with the same key_padding_mask "
+                              "(padded keys get weight 0)")
+            expect_close(f"out[:{n}, {b}] of MultiHeadSelfAttention ({what})", out[:n, b],
+                         want[:n, b].numpy(), **TOL,
+                         what="torch.nn.MultiheadAttention with the same key_padding_mask")
+            x_other = x.clone()
+            x_other[n:, b] = _randn(99 + b, T - n, d_model)                # change only the padding
+            other, _ = _mhsa(handle, x_other, pad, what, n_heads)
+            expect_close(f"out[:{n}, {b}] after changing only the padded frames of utterance {b}",
+                         other[:n, b], out[:n, b], **TOL,
+                         what="the same output as before (padding must not change real frames)")
+
+
+@hidden_test("test_mhsa_head_count")
+def _(student):
+    for d_model, n_heads in ((10, 3), (8, 3), (6, 4)):
+        try:
+            student.keep.MultiHeadSelfAttention(d_model, n_heads)
+        except StudentError as error:
+            expect_true("ValueError" in str(error),
+                        f"MultiHeadSelfAttention({d_model}, {n_heads}) should raise a ValueError that "
+                        f"says d_model is not divisible by n_heads; it {str(error).split(' ', 1)[-1]}.")
+            continue
+        raise CheckFailed(f"MultiHeadSelfAttention({d_model}, {n_heads}) did not raise: {d_model} "
+                          f"features cannot be split into {n_heads} heads of equal size. Raise a "
+                          f"ValueError that says so in __init__.")
+    for d_model, n_heads in ((12, 3), (5, 1), (8, 8)):
+        student.keep.MultiHeadSelfAttention(d_model, n_heads)            # these must work
+
+
+# ------------------------------------------------------------------------------ positions
+
+@hidden_test("test_sinusoidal_positions")
+def _(student):
+    for T, d in ((7, 8), (50, 16), (1, 4), (13, 2), (101, 64)):
+        got = expect_shape(f"sinusoidal_positions({T}, {d})", student.sinusoidal_positions(T, d), (T, d), "T, d")
+        expect_close(f"sinusoidal_positions({T}, {d})", got, ref.sinusoidal_positions(T, d).numpy(),
+                     rtol=1e-4, atol=1e-5,
+                     what="P[t, 2i] = sin(t / 10000^(2i/d)), P[t, 2i+1] = cos(t / 10000^(2i/d)), t from 0")
+
+
+# ------------------------------------------------------------------------------ encoder layer
+
+def _layer_norm(x, norm_state, prefix):
+    return torch.nn.functional.layer_norm(x, x.shape[-1:], norm_state[f"{prefix}.weight"],
+                                          norm_state[f"{prefix}.bias"], eps=1e-5)
+
+
+def _feed_forward(x, state, prefix="feed_forward"):
+    h = torch.relu(x @ state[f"{prefix}.0.weight"].T + state[f"{prefix}.0.bias"])
+    return h @ state[f"{prefix}.2.weight"].T + state[f"{prefix}.2.bias"]
+
+
+def _sub(state, prefix):
+    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+@hidden_test("test_encoder_layer")
+def _(student):
+    """Pre-norm, residual, feed-forward; the attention inside is the student's own module.
+
+    No padding here (the mask only reaches the attention, tested on its own and in the encoder),
+    so that a mistake inside the attention does not make the layer impossible to check.
+    """
+    for seed, (lengths, d_model, n_heads, d_ff) in enumerate([([6, 6], 12, 3, 20), ([5, 5, 5], 8, 2, 16),
+                                                              ([3], 4, 1, 8)]):
+        _, state = _state(ref.EncoderLayer, 100 + seed, d_model, n_heads, d_ff)
+        layer = _make(student, "EncoderLayer", state, d_model, n_heads, d_ff)
+        attention = _make(student, "MultiHeadSelfAttention", _sub(state, "attention"), d_model, n_heads)
+        T = max(lengths)
+        x = 2 * _randn(110 + seed, T, len(lengths), d_model)
+        pad = _padding(lengths, T)
+        what = f"lengths {lengths}, d_model = {d_model}, n_heads = {n_heads}, d_ff = {d_ff}"
+        out, _ = _pair("EncoderLayer.forward(x, key_padding_mask)", layer.forward(x, pad))
+        out = expect_shape(f"EncoderLayer.forward ({what})", out, (T, len(lengths), d_model), "T, B, d_model")
+        attended = _t(as_array("attention", _mhsa(attention, _layer_norm(x, state, "norm1"), pad, what,
+                                                  n_heads)[0]))
+        middle = x + attended                                             # (T, B, d_model)
+        want = middle + _feed_forward(_layer_norm(middle, state, "norm2"), state)
+        for b, n in enumerate(lengths):
+            expect_close(f"EncoderLayer.forward(x, key_padding_mask)[:{n}, {b}] ({what})", out[:n, b],
+                         want[:n, b].numpy(), **TOL,
+                         what="x + a, then + feed_forward(norm2(x + a)), with a = your attention "
+                              "module applied to norm1(x)")
+
+
+# ------------------------------------------------------------------------------ encoder
+
+def _encoder(student, seed, n_in, d_model, n_heads, d_ff, n_layers, positions):
+    _, state = _state(ref.Encoder, seed, n_in, d_model, n_heads, d_ff, n_layers, positions)
+    return state, _make(student, "Encoder", state, n_in, d_model, n_heads, d_ff, n_layers, positions)
+
+
+def _encode(encoder, x, lengths, d_model, n_layers, n_heads):
+    T, B, _ = x.shape
+    states, maps = _pair("Encoder.forward(x, lengths)", encoder.forward(x, torch.as_tensor(lengths)))
+    states = expect_shape("states returned by Encoder.forward", states, (T, B, d_model), "T, B, d_model")
+    expect_true(isinstance(maps, (list, tuple)) and len(maps) == n_layers,
+                f"Encoder.forward should return (states, maps) with one map per layer ({n_layers}), "
+                f"got maps = {describe(maps)}.")
+    for i, m in enumerate(maps):
+        expect_shape(f"maps[{i}] returned by Encoder.forward", m, (B, n_heads, T, T), "B, n_heads, T, T")
+    return states
+
+
+@hidden_test("test_encoder_positions")
+def _(student):
+    """front, + P before the first layer, the layers, the final norm: built on the student's own parts."""
+    for seed, (T, B, n_in, d_model, n_heads, d_ff, n_layers) in enumerate([(9, 2, 5, 8, 2, 16, 2),
+                                                                          (4, 1, 3, 12, 3, 8, 1),
+                                                                          (6, 3, 4, 4, 1, 8, 3)]):
+        state, encoder = _encoder(student, 120 + seed, n_in, d_model, n_heads, d_ff, n_layers, True)
+        x, lengths = _randn(130 + seed, T, B, n_in), [T] * B
+        states = _encode(encoder, x, lengths, d_model, n_layers, n_heads)
+        P = _t(as_array(f"sinusoidal_positions({T}, {d_model})", student.sinusoidal_positions(T, d_model)))
+        h = x @ state["front.weight"].T + state["front.bias"] + P[:, None, :]
+        no_padding = torch.zeros(B, T, dtype=torch.bool)
+        for i in range(n_layers):
+            layer = _make(student, "EncoderLayer", _sub(state, f"layers.{i}"), d_model, n_heads, d_ff)
+            h = _t(as_array("EncoderLayer.forward", _pair("EncoderLayer.forward",
+                                                          layer.forward(h, no_padding))[0]))
+        want = _layer_norm(h, state, "norm")
+        expect_close(f"Encoder.forward states (T = {T}, B = {B}, {n_layers} layers, positions on)", states,
+                     want.numpy(), **TOL,
+                     what="norm(layers(front(x) + P)) with your sinusoidal_positions added once, to the "
+                          "projected frames, before the first layer")
+
+
+@hidden_test("test_encoder_padding")
+def _(student):
+    """Each utterance gives the same states alone as in a zero-padded batch."""
+    for seed, (lengths, positions) in enumerate([([7, 3, 5], True), ([2, 6], False)]):
+        n_in, d_model, n_heads, d_ff, n_layers = 4, 8, 2, 16, 2
+        _, encoder = _encoder(student, 140 + seed, n_in, d_model, n_heads, d_ff, n_layers, positions)
+        T = max(lengths) + 2
+        x = _randn(150 + seed, T, len(lengths), n_in)
+        for b, n in enumerate(lengths):
+            x[n:, b] = 0
+        states = _encode(encoder, x, lengths, d_model, n_layers, n_heads)
+        for b, n in enumerate(lengths):
+            alone = _encode(encoder, x[:n, b:b + 1], [n], d_model, n_layers, n_heads)
+            expect_close(f"states[:{n}, {b}] of utterance {b} ({n} frames) in a batch padded to {T} frames",
+                         states[:n, b], alone[:, 0], **TOL,
+                         what="its states when encoded alone (padded frames must be masked out as keys "
+                              "in every layer, using lengths)")
+
+
+@hidden_test("test_encoder_equivariance")
+def _(student):
+    """Without positions, shuffling the frames shuffles the states the same way; with them, it does not."""
+    n_in, d_model, n_heads, d_ff, n_layers, T = 4, 8, 2, 16, 2, 9
+    x = _randn(160, T, 1, n_in)
+    perm = torch.from_numpy(np.random.default_rng(161).permutation(T))
+    for positions in (False, True):
+        _, encoder = _encoder(student, 170, n_in, d_model, n_heads, d_ff, n_layers, positions)
+        states = _encode(encoder, x, [T], d_model, n_layers, n_heads)
+        shuffled = _encode(encoder, x[perm], [T], d_model, n_layers, n_heads)
+        if not positions:
+            expect_close("Encoder(..., positions=False) on shuffled frames x[perm]", shuffled,
+                         states[perm.numpy()], **TOL,
+                         what="the states of the unshuffled frames, shuffled the same way (without "
+                              "positions self-attention cannot see order)")
+        else:
+            gap = np.abs(shuffled - states[perm.numpy()]).max()
+            expect_true(gap > 1e-3, "Encoder(..., positions=True) gives the same states, shuffled, for "
+                                    "shuffled frames: the positions are not added (check self.positions).")

@@ -1,0 +1,286 @@
+"""Visible self-checks of lab 4 (self-attention).
+
+They run in your notebook and explain in words what is wrong. Their references are PyTorch's
+own ``torch.nn.functional.scaled_dot_product_attention`` and ``torch.nn.MultiheadAttention``,
+small cases worked out by hand, and properties any right answer has (a layer whose sublayers
+output zero is the identity; without positions, shuffled frames give shuffled states; padding
+does not change real frames). Passing them is a good sign, not a guarantee: the grader tests
+more cases.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+
+
+def _passed(what: str) -> None:
+    print(f"✓ {what} passed")
+
+
+def _pair(name, result):
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"{name} should return a pair: `return out, weights`; got {describe(result)}.")
+    return result
+
+
+def _randn(seed, *shape):
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+# ------------------------------------------------------------------ scaled dot-product attention
+
+def _attention(f, q, k, v, mask):
+    with torch.no_grad():
+        out, weights = _pair("scaled_dot_product_attention(q, k, v, mask)", f(q, k, v, mask))
+    lead, U, T, d_v = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2], v.shape[-1]
+    out = expect_shape("out returned by scaled_dot_product_attention", out, lead + (U, d_v), "..., U, d_v")
+    weights = expect_shape("weights returned by scaled_dot_product_attention", weights, lead + (U, T),
+                           "..., U, T")
+    return out, weights
+
+
+def check_scaled_dot_product_attention(scaled_dot_product_attention) -> None:
+    q, k, v = _randn(0, 2, 3, 4), _randn(1, 2, 5, 4), _randn(2, 2, 5, 6)   # (B, U, d_k), (B, T, d_k), (B, T, d_v)
+    out, weights = _attention(scaled_dot_product_attention, q, k, v, None)
+    if np.allclose(weights.sum(-2), 1, atol=1e-5) and not np.allclose(weights.sum(-1), 1, atol=1e-5):
+        raise CheckFailed("the weights sum to 1 over the queries (axis -2): the softmax must run over "
+                          "the keys, the last axis, so that each query's weights sum to 1.")
+    expect_close("each row of weights summed over the keys", weights.sum(-1), np.ones((2, 3)), atol=1e-5,
+                 what="1")
+    expect_close("out", out, weights @ v.numpy(), atol=1e-5, what="weights @ v, with your own weights")
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v).numpy()
+    scores = (q @ k.transpose(-2, -1)).numpy()
+    if np.allclose(out, (torch.softmax(torch.from_numpy(scores), -1) @ v).numpy(), atol=1e-5):
+        raise CheckFailed("out is softmax(q k^T) v: divide the scores by sqrt(d_k) before the softmax.")
+    expect_close("out of scaled_dot_product_attention(q, k, v)", out, want, atol=1e-5,
+                 what="torch.nn.functional.scaled_dot_product_attention(q, k, v)")
+    _passed("scaled_dot_product_attention")
+
+
+def check_attention_mask(scaled_dot_product_attention) -> None:
+    B, n_h, T = 2, 2, 5
+    q, k, v = _randn(3, B, n_h, T, 4), _randn(4, B, n_h, T, 4), _randn(5, B, n_h, T, 3)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])[:, None, None, :]   # (B, 1, 1, T)
+    out, weights = _attention(scaled_dot_product_attention, q, k, v, mask)
+    if np.abs(weights[1, :, :, 3:]).max() > 1e-7:
+        raise CheckFailed("utterance 1 has 3 real frames, yet keys 3 and 4 (padding, mask False) get weight "
+                          f"up to {np.abs(weights[1, :, :, 3:]).max():.3g}: masked scores must become -inf "
+                          "before the softmax (not 0, which still gets weight).")
+    expect_close("each row of weights summed over the keys", weights.sum(-1), np.ones((B, n_h, T)), atol=1e-5,
+                 what="1 (the allowed keys share all the weight)")
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).numpy()
+    expect_close("out with a padding mask", out, want, atol=1e-5,
+                 what="torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)")
+    _passed("scaled_dot_product_attention with a mask")
+
+
+# ------------------------------------------------------------------------------ heads
+
+# T = 2 frames, B = 1, d_model = 4 features, 2 heads of 2, worked out by hand:
+# frame 0 is [0, 1, 2, 3], frame 1 is [4, 5, 6, 7]; head 0 gets features 0-1, head 1 features 2-3.
+_X = torch.arange(8, dtype=torch.float32).reshape(2, 1, 4)              # (T, B, d_model)
+_HEADS = torch.tensor([[[[0., 1.], [4., 5.]], [[2., 3.], [6., 7.]]]])  # (B, n_h, T, d_head)
+
+
+def check_split_heads(split_heads) -> None:
+    got = expect_shape("split_heads(x, 2) with x (T, B, d_model) = (2, 1, 4)", split_heads(_X, 2), (1, 2, 2, 2),
+                       "B, n_heads, T, d_head")
+    if np.array_equal(got, _X.numpy().reshape(1, 2, 2, 2)):
+        raise CheckFailed("split_heads reshapes (T, B, d_model) straight to (B, n_heads, T, d_head): head 0 then "
+                          "holds frame 0 and head 1 frame 1. Split the features first, (T, B, n_heads, "
+                          "d_head), then move the axes (permute or transpose).")
+    expect_close("split_heads(x, 2) for frames [0, 1, 2, 3] and [4, 5, 6, 7]", got, _HEADS.numpy(), atol=0,
+                 what="head 0 = features 0-1 of each frame, head 1 = features 2-3")
+    expect_shape("split_heads(x, 3) with x (T, B, d_model) = (5, 2, 12)", split_heads(_randn(6, 5, 2, 12), 3),
+                 (2, 3, 5, 4), "B, n_heads, T, d_head")
+    _passed("split_heads")
+
+
+def check_merge_heads(merge_heads) -> None:
+    got = expect_shape("merge_heads(heads) with heads (B, n_h, T, d_head) = (1, 2, 2, 2)", merge_heads(_HEADS),
+                       (2, 1, 4), "T, B, d_model")
+    expect_close("merge_heads of the two heads [[0, 1], [4, 5]] and [[2, 3], [6, 7]]", got, _X.numpy(), atol=0,
+                 what="frames [0, 1, 2, 3] and [4, 5, 6, 7]: the heads concatenated frame by frame")
+    expect_shape("merge_heads(heads) with heads (B, n_h, T, d_head) = (2, 3, 5, 4)", merge_heads(_randn(7, 2, 3, 5, 4)),
+                 (5, 2, 12), "T, B, d_model")
+    _passed("merge_heads")
+
+
+# ------------------------------------------------------------------ multi-head self-attention
+
+def _torch_pair(MultiHeadSelfAttention, seed, d_model, n_heads):
+    """torch.nn.MultiheadAttention and your layer with its weights, by the notebook's mapping."""
+    torch.manual_seed(seed)
+    theirs = torch.nn.MultiheadAttention(d_model, n_heads).eval()
+    with torch.no_grad():
+        theirs.in_proj_bias.normal_(0, 0.5)
+        theirs.out_proj.bias.normal_(0, 0.5)
+    ours = MultiHeadSelfAttention(d_model, n_heads)
+    expect_true(all(isinstance(getattr(ours, n, None), torch.nn.Linear) for n in ("W_q", "W_k", "W_v", "W_o")),
+                "MultiHeadSelfAttention must keep self.W_q, self.W_k, self.W_v and self.W_o from the given __init__.")
+    with torch.no_grad():
+        for name, w, b in zip(("W_q", "W_k", "W_v"), theirs.in_proj_weight.chunk(3), theirs.in_proj_bias.chunk(3)):
+            getattr(ours, name).weight.copy_(w)
+            getattr(ours, name).bias.copy_(b)
+        ours.W_o.weight.copy_(theirs.out_proj.weight)
+        ours.W_o.bias.copy_(theirs.out_proj.bias)
+    return theirs, ours
+
+
+def _mhsa(layer, x, pad, n_heads):
+    T, B, d_model = x.shape
+    with torch.no_grad():
+        out, weights = _pair("MultiHeadSelfAttention.forward(x, key_padding_mask)", layer(x, pad))
+    out = expect_shape("out of MultiHeadSelfAttention", out, (T, B, d_model), "T, B, d_model")
+    weights = expect_shape("weights of MultiHeadSelfAttention", weights, (B, n_heads, T, T), "B, n_heads, T, T")
+    return out, weights
+
+
+def check_mhsa_matches_torch(MultiHeadSelfAttention) -> None:
+    theirs, ours = _torch_pair(MultiHeadSelfAttention, 0, 12, 3)
+    x = _randn(8, 5, 2, 12)
+    out, weights = _mhsa(ours, x, None, 3)
+    with torch.no_grad():
+        want, want_weights = theirs(x, x, x, average_attn_weights=False)
+    expect_close("weights of MultiHeadSelfAttention(12, 3)", weights, want_weights.numpy(), atol=1e-5,
+                 what="torch.nn.MultiheadAttention's weights per head, with the same parameters")
+    expect_close("out of MultiHeadSelfAttention(12, 3)", out, want.numpy(), atol=1e-5,
+                 what="torch.nn.MultiheadAttention with the same parameters")
+    _passed("MultiHeadSelfAttention against torch.nn.MultiheadAttention")
+
+
+def check_mhsa_key_padding(MultiHeadSelfAttention) -> None:
+    theirs, ours = _torch_pair(MultiHeadSelfAttention, 1, 8, 2)
+    x = _randn(9, 6, 2, 8)
+    pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2])             # (B, T): utterance 1 has 4 frames
+    out, weights = _mhsa(ours, x, pad, 2)
+    if np.abs(weights[1, :, :, 4:]).max() > 1e-7:
+        raise CheckFailed("with key_padding_mask, the padded frames 4 and 5 of utterance 1 still get weight "
+                          f"(up to {np.abs(weights[1, :, :, 4:]).max():.3g}) as keys: the mask must hide the "
+                          "last axis of the weights, (B, 1, 1, T), for every query and head.")
+    with torch.no_grad():
+        want, _ = theirs(x, x, x, key_padding_mask=pad)
+    expect_close("out[:4, 1] (the real frames of the padded utterance)", out[:4, 1], want[:4, 1].numpy(),
+                 atol=1e-5, what="torch.nn.MultiheadAttention with the same key_padding_mask")
+    expect_close("out[:, 0] (the unpadded utterance)", out[:, 0], want[:, 0].numpy(), atol=1e-5,
+                 what="torch.nn.MultiheadAttention with the same key_padding_mask")
+    _passed("MultiHeadSelfAttention with key_padding_mask")
+
+
+def check_mhsa_head_count(MultiHeadSelfAttention) -> None:
+    try:
+        MultiHeadSelfAttention(10, 3)
+    except ValueError:
+        _passed("MultiHeadSelfAttention refuses d_model = 10 with 3 heads")
+        return
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the wrong kind of error, reported in words
+        raise CheckFailed(f"MultiHeadSelfAttention(10, 3) raised {type(error).__name__}: {error}. Raise a "
+                          "ValueError in __init__ that says d_model is not divisible by n_heads.") from None
+    raise CheckFailed("MultiHeadSelfAttention(10, 3) did not raise: 10 features cannot be split into 3 equal "
+                      "heads. Raise a ValueError in __init__ that says so.")
+
+
+# ------------------------------------------------------------------------------ positions
+
+# T = 3, d = 4: the two frequencies are 1 and 1 / 10000^(2/4) = 1/100.
+_P = np.array([[0.0, 1.0, 0.0, 1.0],
+               [0.8414710, 0.5403023, 0.0099998, 0.9999500],
+               [0.9092974, -0.4161468, 0.0199987, 0.9998000]])
+
+
+def check_sinusoidal_positions(sinusoidal_positions) -> None:
+    got = expect_shape("sinusoidal_positions(3, 4)", sinusoidal_positions(3, 4), (3, 4), "T, d")
+    if np.allclose(got[0], [1, 0, 1, 0], atol=1e-6):
+        raise CheckFailed("sinusoidal_positions(3, 4)[0] is [1, 0, 1, 0]: sin and cos are swapped. Even "
+                          "features 2i get the sine, odd features 2i+1 the cosine.")
+    if np.allclose(got[0], _P[1], atol=1e-4):
+        raise CheckFailed("sinusoidal_positions starts at t = 1; the first frame is t = 0 (P_0 = [0, 1, 0, 1, ...]).")
+    expect_close("sinusoidal_positions(3, 4)", got, _P, atol=1e-5,
+                 what="[sin(t), cos(t), sin(t/100), cos(t/100)] for t = 0, 1, 2 (10000^(2/4) = 100)")
+    _passed("sinusoidal_positions")
+
+
+# ------------------------------------------------------------------------------ encoder layer
+
+def check_encoder_layer(EncoderLayer) -> None:
+    torch.manual_seed(0)
+    layer = EncoderLayer(8, 2, 16)
+    x = 3 * _randn(10, 5, 2, 8) + 1
+    with torch.no_grad():
+        out, _ = _pair("EncoderLayer.forward(x)", layer(x))
+        expect_shape("EncoderLayer.forward(x)", out, (5, 2, 8), "T, B, d_model")
+        expect_true(not np.allclose(as_array("out", out), x.numpy(), atol=1e-3),
+                    "EncoderLayer.forward returns its input unchanged: add what the sublayers compute.")
+        # silence both sublayers: the residual paths must carry x through untouched
+        layer.attention.W_o.weight.zero_()
+        layer.attention.W_o.bias.zero_()
+        layer.feed_forward[-1].weight.zero_()
+        layer.feed_forward[-1].bias.zero_()
+        silent, _ = _pair("EncoderLayer.forward(x)", layer(x))
+    silent = as_array("EncoderLayer.forward(x)", silent)
+    if np.allclose(silent, 0, atol=1e-5):
+        raise CheckFailed("with both sublayers outputting zero, EncoderLayer returns zeros: the residual "
+                          "connections are missing (x + sublayer(...)).")
+    normed = torch.nn.functional.layer_norm(x, (8,)).numpy()
+    if np.allclose(silent, normed, atol=1e-4):
+        raise CheckFailed("with both sublayers outputting zero, EncoderLayer returns LayerNorm(x): that is "
+                          "post-norm, LayerNorm(x + sublayer(x)). Pre-norm normalises only the sublayer's "
+                          "input: x + sublayer(LayerNorm(x)).")
+    expect_close("EncoderLayer.forward(x) when both sublayers output zero", silent, x.numpy(), atol=1e-5,
+                 what="x itself (pre-norm: the residual path is untouched)")
+    _passed("EncoderLayer")
+
+
+# ------------------------------------------------------------------------------ encoder
+
+def _states(encoder, x, lengths):
+    with torch.no_grad():
+        states, maps = _pair("Encoder.forward(x, lengths)", encoder(x, torch.as_tensor(lengths)))
+    expect_true(isinstance(maps, (list, tuple)) and len(maps) == len(encoder.layers),
+                f"Encoder.forward should return (states, maps) with one map per layer, got maps = {describe(maps)}.")
+    return expect_shape("states returned by Encoder.forward", states, (x.shape[0], x.shape[1], encoder.d_model),
+                        "T, B, d_model")
+
+
+def check_encoder_positions(Encoder, sinusoidal_positions) -> None:
+    torch.manual_seed(1)
+    encoder = Encoder(4, 8, 2, 16, 0)                      # no layers: norm(front(x) + P)
+    x = _randn(11, 6, 1, 4)
+    states = _states(encoder, x, [6])
+    with torch.no_grad():
+        h = encoder.front(x) + torch.as_tensor(sinusoidal_positions(6, 8))[:, None, :]
+        want = encoder.norm(h).numpy()
+    expect_close("Encoder with 0 layers", states, want, atol=1e-5,
+                 what="norm(front(x) + P): the positions go in before the first layer, with 0 layers too")
+    _passed("Encoder adds the positions before the layers")
+
+
+def check_encoder_padding(Encoder) -> None:
+    torch.manual_seed(2)
+    encoder = Encoder(4, 8, 2, 16, 2)
+    x = _randn(12, 7, 2, 4)
+    x[3:, 1] = 0                                            # utterance 1 has 3 frames
+    states = _states(encoder, x, [7, 3])
+    alone = _states(encoder, x[:3, 1:2], [3])
+    expect_close("states[:3, 1] of a 3-frame utterance padded to 7 frames", states[:3, 1], alone[:, 0], atol=1e-5,
+                 what="its states alone, unpadded (build key_padding_mask from lengths and give it to every layer)")
+    _passed("Encoder with padding")
+
+
+def check_encoder_equivariance(Encoder) -> None:
+    torch.manual_seed(3)
+    x, perm = _randn(13, 8, 1, 4), torch.tensor([3, 0, 7, 1, 6, 2, 5, 4])
+    encoder = Encoder(4, 8, 2, 16, 2, positions=False)
+    expect_close("Encoder(..., positions=False) on shuffled frames", _states(encoder, x[perm], [8]),
+                 _states(encoder, x, [8])[perm.numpy()], atol=1e-5,
+                 what="the states of the unshuffled frames, shuffled the same way")
+    torch.manual_seed(3)
+    encoder = Encoder(4, 8, 2, 16, 2, positions=True)
+    gap = np.abs(_states(encoder, x[perm], [8]) - _states(encoder, x, [8])[perm.numpy()]).max()
+    expect_true(gap > 1e-3, "with positions=True, shuffled frames still give shuffled states: are the "
+                            "positions added when self.positions is True?")
+    _passed("Encoder without positions is permutation-equivariant, with positions it is not")

@@ -1,0 +1,233 @@
+"""Lab 4 (self-attention): the reference, the hidden tests and the visible self-checks.
+
+In-process and fast: each fixture's answers are exec'd over the reference answers (the
+solution cells of the instructor notebook) and every hidden test runs on that namespace
+through ``autograder.hidden.LocalStudent``. ``EXPECTED_FAILURES`` is the contract: for each
+fixture, exactly the test cells that must fail. ``test_grading_ch04_self_attention.py`` checks
+the same table through the sandboxed grader.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labtests import LabContract, LabUnderTest, stub
+from speechcourse.checks import CheckFailed
+from speechcourse.selfcheck import ch04_self_attention as selfcheck
+
+SLUG = "ch04_self_attention"
+ROOT = Path(__file__).resolve().parents[1]
+
+SOLUTION_IDS = ("scaled_dot_product_attention", "split_heads", "merge_heads", "MultiHeadSelfAttention",
+                "sinusoidal_positions", "EncoderLayer", "Encoder")
+# what the notebook's setup cell gives the solution cells
+SETUP = "import math\nimport numpy as np\nimport torch\nfrom torch import nn\n"
+
+TEST_POINTS = {
+    "test_scaled_dot_product_attention": 2,
+    "test_attention_mask": 1,
+    "test_split_heads": 1,
+    "test_merge_heads": 1,
+    "test_mhsa_matches_torch": 2,
+    "test_mhsa_key_padding": 1,
+    "test_mhsa_head_count": 1,
+    "test_sinusoidal_positions": 2,
+    "test_encoder_layer": 2,
+    "test_encoder_positions": 1,
+    "test_encoder_padding": 1,
+    "test_encoder_equivariance": 1,
+}
+MANUAL_POINTS = {"explain_positions": 2}
+
+MHSA = {"test_mhsa_matches_torch", "test_mhsa_key_padding"}
+# fixture -> the test cells that must fail (empty: a correct alternative, full marks)
+EXPECTED_FAILURES = {
+    # split_heads is used by the attention module and so by the encoder: mixing frames and
+    # utterances breaks the encoder's padding invariance and equivariance too
+    "heads_view_without_transpose": {"test_split_heads", "test_encoder_padding", "test_encoder_equivariance"} | MHSA,
+    "scale_by_d_model": MHSA,
+    "padding_mask_wrong_axis": {"test_mhsa_key_padding", "test_encoder_padding"},
+    "softmax_over_queries": {"test_scaled_dot_product_attention", "test_attention_mask", "test_encoder_padding"} | MHSA,
+    "mask_fills_zero": {"test_attention_mask", "test_mhsa_key_padding", "test_encoder_padding"},
+    "sin_cos_swapped": {"test_sinusoidal_positions"},
+    "frequency_exponent_wrong": {"test_sinusoidal_positions"},
+    "residual_missing": {"test_encoder_layer"},
+    "post_norm": {"test_encoder_layer"},
+    "positions_after_first_layer": {"test_encoder_positions"},
+    "encoder_ignores_lengths": {"test_encoder_padding"},
+    "no_head_count_check": {"test_mhsa_head_count"},
+    "ok_einsum_and_additive_mask": set(),
+    "ok_heads_by_transpose": set(),
+    "ok_mhsa_loop_over_heads": set(),
+    "ok_positions_interleaved": set(),
+}
+
+# visible self-check of each test cell, called with the student's functions and classes
+VISIBLE = {
+    "test_scaled_dot_product_attention": ("check_scaled_dot_product_attention", ("scaled_dot_product_attention",)),
+    "test_attention_mask": ("check_attention_mask", ("scaled_dot_product_attention",)),
+    "test_split_heads": ("check_split_heads", ("split_heads",)),
+    "test_merge_heads": ("check_merge_heads", ("merge_heads",)),
+    "test_mhsa_matches_torch": ("check_mhsa_matches_torch", ("MultiHeadSelfAttention",)),
+    "test_mhsa_key_padding": ("check_mhsa_key_padding", ("MultiHeadSelfAttention",)),
+    "test_mhsa_head_count": ("check_mhsa_head_count", ("MultiHeadSelfAttention",)),
+    "test_sinusoidal_positions": ("check_sinusoidal_positions", ("sinusoidal_positions",)),
+    "test_encoder_layer": ("check_encoder_layer", ("EncoderLayer",)),
+    "test_encoder_positions": ("check_encoder_positions", ("Encoder", "sinusoidal_positions")),
+    "test_encoder_padding": ("check_encoder_padding", ("Encoder",)),
+    "test_encoder_equivariance": ("check_encoder_equivariance", ("Encoder",)),
+}
+
+THIS_LAB = LabUnderTest(SLUG, SOLUTION_IDS, SETUP, selfcheck, VISIBLE)
+REF = THIS_LAB.reference
+notebook_cells, reference_cells = THIS_LAB.notebook_cells, THIS_LAB.reference_cells
+reference_answers, namespace, submission = THIS_LAB.reference_answers, THIS_LAB.namespace, THIS_LAB.submission
+hidden_results, visible_results = THIS_LAB.hidden_results, THIS_LAB.visible_results
+
+
+class TestLabContract(LabContract):
+    """Notebook, reference, fixtures and hidden tests agree (tests/labtests.py)."""
+    lab, test_points, manual_points = THIS_LAB, TEST_POINTS, MANUAL_POINTS
+    expected_failures = EXPECTED_FAILURES
+    min_mistakes, min_alternatives = 8, 3
+
+
+def test_setup_cell_gives_what_the_solution_cells_need():
+    setup = notebook_cells()["setup"].source if "setup" in notebook_cells() else None
+    import nbformat
+    first_code = next(c for c in nbformat.read(THIS_LAB.notebook, as_version=4).cells if c.cell_type == "code")
+    assert all(line in first_code.source for line in SETUP.splitlines()), setup
+
+
+def test_training_and_plotting_cells_are_skipped_when_grading():
+    import nbformat
+    cells = nbformat.read(THIS_LAB.notebook, as_version=4).cells
+    tagged = [c for c in cells if "skip-when-grading" in c.metadata.get("tags", [])]
+    assert any("ctc(" in c.source for c in tagged) and any("heatmap" in c.source for c in tagged)
+    assert not any("nbgrader" in c.metadata for c in tagged)
+
+
+# -------------------------------------------------------------------- the notebook itself
+
+def test_given_layers_survive_the_release():
+    """__init__ of the modules is outside the solution regions: students get the layers."""
+    for grade_id, layers in (("MultiHeadSelfAttention", ["self.W_q = nn.Linear(d_model, d_model)",
+                                                         "self.W_o = nn.Linear(d_model, d_model)"]),
+                             ("EncoderLayer", ["self.norm1 = nn.LayerNorm(d_model)",
+                                               "self.attention = MultiHeadSelfAttention(d_model, n_heads)"]),
+                             ("Encoder", ["self.front = nn.Linear(n_in, d_model)", "self.norm = nn.LayerNorm(d_model)"])):
+        left = stub(reference_cells()[grade_id])
+        assert "def __init__" in left and all(layer in left for layer in layers), grade_id
+        assert "raise NotImplementedError()" in left
+
+
+# ------------------------------------------------------------------------ hidden tests
+
+def test_renamed_layers_fail_with_a_message_about_the_names():
+    answers = reference_answers()
+    answers["MultiHeadSelfAttention"] = answers["MultiHeadSelfAttention"].replace("self.W_q", "self.query")
+    results = hidden_results(namespace(answers))
+    assert not results["test_mhsa_matches_torch"][0]
+    assert "Keep the layers" in results["test_mhsa_matches_torch"][1]
+
+
+def test_hidden_tests_do_not_see_argument_mutation():
+    ns = namespace(reference_answers())
+    original = ns["scaled_dot_product_attention"]
+
+    def scribbling(q, k, v, mask=None):
+        result = original(q, k, v, mask)
+        q.zero_()
+        k.zero_()
+        return result
+
+    ns["scaled_dot_product_attention"] = scribbling
+    results = hidden_results(ns)
+    assert results["test_scaled_dot_product_attention"][0] and results["test_attention_mask"][0]
+
+
+def test_head_count_error_must_be_a_value_error():
+    answers = reference_answers()
+    answers["MultiHeadSelfAttention"] = answers["MultiHeadSelfAttention"].replace(
+        "raise ValueError(", "raise RuntimeError(")
+    results = hidden_results(namespace(answers))
+    assert not results["test_mhsa_head_count"][0] and "ValueError" in results["test_mhsa_head_count"][1]
+
+
+# ------------------------------------------------------------------ the reference itself
+
+def test_reference_attention_is_torch_multihead_attention():
+    from speechmodels.transformer import MultiHeadAttention
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(12, 3).eval()
+    ours_lab = REF.MultiHeadSelfAttention(12, 3)
+    ours_book = MultiHeadAttention.from_torch(theirs)
+    ours_lab.load_state_dict(ours_book.state_dict())
+    x = torch.randn(6, 2, 12)
+    pad = torch.tensor([[False] * 6, [False] * 3 + [True] * 3])
+    with torch.no_grad():
+        want, want_w = theirs(x, x, x, key_padding_mask=pad, average_attn_weights=False)
+        got, got_w = ours_lab(x, pad)
+        book, book_w = ours_book(x, key_padding_mask=pad)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_w, want_w, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(book, want, rtol=1e-5, atol=1e-6)
+
+
+def test_reference_positions_match_the_books_and_the_formula():
+    from speechmodels.transformer import sinusoidal_positions
+    P = REF.sinusoidal_positions(40, 16)
+    torch.testing.assert_close(P, sinusoidal_positions(40, 16))
+    t, i = 7, 3
+    assert np.isclose(P[t, 2 * i].item(), np.sin(t / 10000 ** (2 * i / 16)), atol=1e-6)
+    assert np.isclose(P[t, 2 * i + 1].item(), np.cos(t / 10000 ** (2 * i / 16)), atol=1e-6)
+
+
+def test_reference_encoder_layer_matches_the_books():
+    from speechmodels.transformer import EncoderLayer
+    torch.manual_seed(1)
+    book = EncoderLayer(8, 2, 16).eval()
+    lab = REF.EncoderLayer(8, 2, 16)
+    state = {k.replace("attention.", "attention.").replace("feed_forward.3", "feed_forward.2"): v
+             for k, v in book.state_dict().items()}
+    lab.load_state_dict(state)
+    x = torch.randn(5, 3, 8)
+    pad = torch.tensor([[False] * 5, [False] * 2 + [True] * 3, [False] * 4 + [True]])
+    with torch.no_grad():
+        torch.testing.assert_close(lab(x, pad)[0], book(x, key_padding_mask=pad)[0])
+
+
+# --------------------------------------------------------------------- visible self-checks
+
+def test_visible_self_checks_pass_on_the_reference(capsys):
+    results = visible_results(namespace(reference_answers()))
+    assert {g: e for g, e in results.items() if e is not None} == {}
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(VISIBLE) and all(line.startswith("✓ ") and line.endswith(" passed")
+                                                for line in printed)
+
+
+def test_visible_self_checks_on_untouched_stubs_raise_not_implemented():
+    ns = namespace({g: stub(s) for g, s in reference_cells().items()})
+    for grade_id, error in visible_results(ns).items():
+        assert isinstance(error, NotImplementedError), (grade_id, error)
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
+def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
+    """A wrong submission trips a visible self-check, in words; a right one trips none."""
+    results = visible_results(submission(fixture))
+    failed = {g for g, e in results.items() if e is not None}
+    allowed = EXPECTED_FAILURES[fixture]
+    assert failed <= allowed, {g: repr(results[g]) for g in failed - allowed}
+    if allowed:
+        worded = [e for e in results.values() if isinstance(e, CheckFailed)]
+        assert worded, f"{fixture}: no visible check explains the mistake in words: {results}"
+    for grade_id in failed:
+        error = results[grade_id]
+        assert type(error) is not AssertionError, f"{grade_id}: bare AssertionError"
+        if isinstance(error, CheckFailed):
+            assert len(str(error)) > 25
