@@ -361,7 +361,7 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, pr
                         continue
                     result, task = _intake(submissions, student, plan, fingerprint, limits, plan.template)
                     if task is None:
-                        _settle(out, result, None, None)
+                        _settle(out, None, result, None, None)
                 except Exception as error:   # nothing about one submission may end the run
                     result, task = _grader_error(student, plan, error), None
                 results[key] = result
@@ -372,17 +372,18 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, pr
                     pending.append(task)
                     submitted[(task["student"], lab)] = (key, task["notebook"])
         bar.set_postfix(failed=failures)
-        for task, record in _run_tasks(pending, jobs, scheduler):
-            key, notebook = submitted[(task["student"], task["lab"])]
-            try:
-                result = _finish(results[key], record)
-                _settle(out, result, record, notebook)
-            except Exception as error:
-                result = results[key] = _grader_error(key[0], plans[key[1]], error)
-            results[key] = result
-            failures += result.status == "grader error"
-            bar.update(1)
-            bar.set_postfix(failed=failures)
+        with course_gradebook.CourseWriter(out) as writer:   # the one writer of OUT's gradebook
+            for task, record in _run_tasks(pending, jobs, scheduler):
+                key, notebook = submitted[(task["student"], task["lab"])]
+                try:
+                    result = _finish(results[key], record)
+                    _settle(out, writer, result, record, notebook)
+                except Exception as error:
+                    result = _grader_error(key[0], plans[key[1]], error)
+                results[key] = result
+                failures += result.status == "grader error"
+                bar.update(1)
+                bar.set_postfix(failed=failures)
         bar.close()
     ordered = [results[key] for key in sorted(results, key=lambda key: (display_id(key[0]), key[1]))]
     write_csv(out / "grades.csv", ordered)
@@ -399,11 +400,11 @@ def _grader_error(student: str, plan: LabPlan, error: Exception) -> Result:
                   gradebook_id=internal_id(student))
 
 
-def _settle(out: Path, result: Result, record: dict | None, notebook: str | None) -> None:
+def _settle(out: Path, writer, result: Result, record: dict | None, notebook: str | None) -> None:
     """Merge one finished submission into the course, then save its result (the commit point)."""
     feedback = out / "feedback" / result.gradebook_id / result.lab / f"{result.lab}.html"
     if record is not None:
-        course_gradebook.merge(out, record, notebook)
+        writer.merge(record, notebook)
     if record is None or record.get("feedback") is None:
         reason = result.notes[0] if result.notes else "the grader could not make a feedback page"
         if record is not None and record.get("autograded") is not None:

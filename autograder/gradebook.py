@@ -86,34 +86,62 @@ def _write(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def merge(out: Path, record: dict, submitted: str | None) -> None:
-    """File one task's record: its notebooks and feedback under ``out``, its scores in the gradebook.
+class CourseWriter:
+    """The one writer of ``out``'s gradebook during a run: open once, one transaction per record."""
 
-    Mirrors nbgrader's own ``SaveAutoGrades``: a manual score already given is kept, and such a
-    cell is flagged for review again.
-    """
-    student, lab = record["student"], record["lab"]
-    if submitted is not None:
-        _write(out / "submitted" / student / lab / f"{lab}.ipynb", submitted)
-    if record.get("feedback") is not None:
-        _write(out / "feedback" / student / lab / f"{lab}.html", record["feedback"])
-    if record.get("autograded") is None:
-        return
-    _write(out / "autograded" / student / lab / f"{lab}.ipynb", record["autograded"])
-    notebook = nbformat.reads(record["autograded"], as_version=4)
-    with _open(out) as gradebook:
-        gradebook.update_or_create_student(student)
-        gradebook.update_or_create_submission(lab, student)
-        for cell in notebook.cells:
-            if utils.is_grade(cell):
-                grade = gradebook.find_grade(cell.metadata.nbgrader["grade_id"], lab, lab, student)
-                grade.auto_score, _ = utils.determine_grade(cell)
-                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-            if utils.is_solution(cell) or utils.is_task(cell):
-                comment = gradebook.find_comment(cell.metadata.nbgrader["grade_id"], lab, lab, student)
-                untouched = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
-                comment.auto_comment = "No response." if untouched and not utils.is_task(cell) else None
-        gradebook.db.commit()
+    def __init__(self, out: Path):
+        self.out = out
+        self.gradebook: Gradebook | None = None
+
+    def __enter__(self) -> "CourseWriter":
+        self.gradebook = _open(self.out).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.gradebook.__exit__(*exc)
+
+    def merge(self, record: dict, submitted: str | None) -> None:
+        """File one task's record: its notebooks and feedback under ``out``, its scores in the gradebook.
+
+        Mirrors nbgrader's own ``SaveAutoGrades``: a manual score already given is kept, and such a
+        cell is flagged for review again.
+        """
+        out, student, lab = self.out, record["student"], record["lab"]
+        if submitted is not None:
+            _write(out / "submitted" / student / lab / f"{lab}.ipynb", submitted)
+        if record.get("feedback") is not None:
+            _write(out / "feedback" / student / lab / f"{lab}.html", record["feedback"])
+        if record.get("autograded") is None:
+            return
+        _write(out / "autograded" / student / lab / f"{lab}.ipynb", record["autograded"])
+        notebook = nbformat.reads(record["autograded"], as_version=4)
+        gradebook = self.gradebook
+        try:
+            gradebook.update_or_create_student(student)
+            gradebook.update_or_create_submission(lab, student)
+            graded = gradebook.find_submission_notebook(lab, lab, student)
+            grades = {grade.name: grade for grade in graded.grades}
+            comments = {comment.name: comment for comment in graded.comments}
+            for cell in notebook.cells:
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if utils.is_grade(cell) and grade_id in grades:
+                    grade = grades[grade_id]
+                    grade.auto_score, _ = utils.determine_grade(cell)
+                    grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+                if (utils.is_solution(cell) or utils.is_task(cell)) and grade_id in comments:
+                    untouched = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
+                    comments[grade_id].auto_comment = ("No response." if untouched and not utils.is_task(cell)
+                                                       else None)
+            gradebook.db.commit()
+        except Exception:
+            gradebook.db.rollback()
+            raise
+
+
+def merge(out: Path, record: dict, submitted: str | None) -> None:
+    """:meth:`CourseWriter.merge` for one record."""
+    with CourseWriter(out) as writer:
+        writer.merge(record, submitted)
 
 
 def gradebook_scores(out: Path) -> dict[tuple[str, str], float]:
