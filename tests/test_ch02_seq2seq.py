@@ -55,6 +55,20 @@ EXPECTED_FAILURES = {
     "greedy_no_eos_stop": {"test_greedy_decode_eos"},
     "greedy_feeds_bos": {"test_greedy_decode_eos"},
     "greedy_stops_batch_at_first_eos": {"test_greedy_decode_batch"},
+    # right values, no gradient (issue 14, class 2); long token ids (class 4)
+    "loss_through_item": {"test_masked_cross_entropy"},
+    "loss_through_numpy": {"test_masked_cross_entropy"},
+    "shift_targets_float": {"test_shift_targets_inputs", "test_shift_targets_outputs"},
+    "decoder_step_detaches_context": {"test_decoder_step", "test_decoder_forward"},
+    "decoder_forward_detaches_context": {"test_decoder_forward"},
+    # a wrong step: the parts judged with it must not pass (class 12)
+    "step_always_eos": {"test_decoder_step", "test_decoder_forward", "test_greedy_decode_eos",
+                        "test_greedy_decode_batch"},
+    "step_nan": {"test_decoder_step", "test_decoder_forward", "test_greedy_decode_eos",
+                 "test_greedy_decode_batch"},
+    "greedy_stops_one_short": {"test_greedy_decode_eos"},   # max_len reached exactly (class 3)
+    "ok_encoder_namedtuple": set(),
+    "ok_loss_log_softmax_nll": set(),
     "ok_loss_by_hand": set(),
     "ok_vectorised_shift": set(),
     "ok_gather_and_mask": set(),
@@ -249,6 +263,11 @@ def test_a_stub_is_named_with_its_class():
         selfcheck.check_encoder_context(ns["Encoder"])
 
 
+# mistakes only the hidden tests see (the self-checks are a good sign, not a guarantee)
+HIDDEN_ONLY = {"decoder_forward_detaches_context", "decoder_step_detaches_context", "loss_through_numpy",
+               "loss_through_item", "shift_targets_float", "greedy_stops_one_short"}
+
+
 @pytest.mark.parametrize("fixture", sorted(EXPECTED_FAILURES))
 def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
     """A wrong submission trips a visible self-check, in words; a right one trips none."""
@@ -256,7 +275,7 @@ def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
     failed = {g for g, e in results.items() if e is not None}
     allowed = EXPECTED_FAILURES[fixture]
     assert failed <= allowed, {g: repr(results[g]) for g in failed - allowed}
-    if allowed:
+    if allowed and fixture not in HIDDEN_ONLY:
         worded = [e for e in results.values() if isinstance(e, CheckFailed)]
         assert worded, f"{fixture}: no visible check explains the mistake in words: {results}"
     for grade_id in failed:

@@ -8,15 +8,23 @@ back a handle, loads known weights into it with ``handle.keep.load_state_dict(st
 
 Where one part is built on another, it is judged on the student's own other part: the
 teacher-forced ``forward`` against a loop over the student's ``step``, greedy decoding
-against a greedy loop (run here) over the student's ``step``. So a mistake costs the
-points of the cell it is in, once.
+against a greedy loop (run here) over the student's ``step``. Each of those steps is first
+checked against the reference decoder on the same inputs, so a wrong ``step`` (one that
+always prefers </s>, or returns NaN) cannot make a wrong ``forward`` or decoder look right:
+those tests fail too, and say that ``step`` must be fixed first.
+
+Values are not enough in a torch lab: ``backward()`` runs in the sandbox
+(``student.gradients``) and the gradients that reach the inputs and every parameter are
+compared with the reference's, so a loss built with ``.item()`` or a decoder that detaches
+the context loses its cell. Dtypes the lab states (int64 token ids) are checked.
 """
 
 import numpy as np
 import torch
 
 from autograder.hidden import StudentError, hidden_test, load_sibling
-from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+from speechcourse.checks import (CheckFailed, as_array, describe, expect_close, expect_dtype, expect_shape,
+                                 expect_true)
 
 ref = load_sibling(__file__, "reference")
 PAD, BOS, EOS, V = 0, 1, 2, 13
@@ -60,6 +68,23 @@ def _frames(seed, lengths, F, extra=0):
     return torch.from_numpy(x), torch.from_numpy(lengths)
 
 
+def _reference_gradients(module, run, inputs, grad_output):
+    """Gradients of sum(run(*inputs) * grad_output) for the reference ``module``: (input grads);
+    the parameters' gradients are left in ``module``'s ``.grad``."""
+    module.zero_grad(set_to_none=True)
+    leaves = [tensor.clone().requires_grad_(True) for tensor in inputs]
+    outputs = run(*leaves)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    grad_output = grad_output if isinstance(grad_output, tuple) else (grad_output,)
+    sum((out * g).sum() for out, g in zip(outputs, grad_output) if g is not None).backward()
+    return [leaf.grad.numpy() for leaf in leaves]
+
+
+def _random_like(seed, *shapes):
+    rng = np.random.default_rng(seed)
+    return tuple(torch.from_numpy(rng.standard_normal(shape).astype(np.float32)) for shape in shapes)
+
+
 def _pair(name, result):
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
                 f"{name} should return a pair, got {describe(result)}.")
@@ -83,16 +108,43 @@ def _(student):
     for seed, (U, B, pad) in enumerate([(4, 3, False), (6, 5, True), (1, 1, False), (9, 2, True),
                                         (7, 8, True)]):
         logits, targets = _loss_case(seed, U, B, pad)
-        got = student.masked_cross_entropy(logits.clone(), targets.clone())
-        want = torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
+        call = student.gradients(wrt=(0,)).masked_cross_entropy(logits.clone(), targets.clone())
+        leaf = logits.clone().requires_grad_(True)
+        want = torch.nn.functional.cross_entropy(leaf.reshape(-1, V), targets.reshape(-1),
                                                  ignore_index=PAD)
-        got = as_array("masked_cross_entropy(logits, targets)", got)
+        want.backward()
+        got = as_array("masked_cross_entropy(logits, targets)", call.value)
         expect_true(got.size == 1, f"masked_cross_entropy should return one number (a scalar "
                                    f"tensor), got an array of shape {got.shape}.")
         expect_close(f"masked_cross_entropy(logits, targets) with (U, B) = ({U}, {B}) and "
                      f"{int((targets != PAD).sum())} real tokens", got.reshape(()), want.item(),
                      rtol=1e-4, atol=1e-5,
                      what="F.cross_entropy(..., ignore_index=PAD), the mean over real tokens")
+        _expect_differentiable("masked_cross_entropy(logits, targets)", call, "logits")
+        expect_close(f"the gradient of masked_cross_entropy with respect to logits, (U, B) = ({U}, {B})",
+                     call.grads["0"], leaf.grad.numpy(), rtol=1e-3, atol=1e-6,
+                     what="the gradient of F.cross_entropy(..., ignore_index=PAD)")
+
+
+def _expect_differentiable(name, call, towards):
+    expect_true(call.differentiable,
+                f"{name}: the value is right, but no gradient can flow back to {towards}: "
+                f"{call.reason}. Training calls backward() on this, so build it from torch "
+                f"operations on the tensors you are given.")
+
+
+def _expect_parameter_gradients(name, call, module, prefix=""):
+    """Every parameter of the reference ``module`` got the same gradient in the student's module."""
+    for pname, parameter in module.named_parameters():
+        got = call.params.get(prefix + pname, "missing")
+        expect_true(not (isinstance(got, str) and got == "missing"),
+                    f"{name}: the module has no parameter {pname!r}; keep the layers the notebook creates.")
+        expect_true(got is not None,
+                    f"{name}: no gradient reaches the parameter {pname!r}, so training would never change "
+                    f"it. Is something detached (.detach(), .item(), .numpy(), torch.no_grad()) on the "
+                    f"way from it to the output?")
+        expect_close(f"{name}: the gradient of {pname}", got, parameter.grad.numpy(), rtol=1e-3,
+                     atol=1e-5, what="the reference's gradient")
 
 
 # ----------------------------------------------------------------------------- shift_targets
@@ -113,6 +165,8 @@ def _shifted(student, labels, lengths, which):
     N, B = labels.shape
     result = _pair("shift_targets(labels, lengths)", student.shift_targets(labels.clone(), lengths.clone()))
     index = {"y_in": 0, "y_out": 1}[which]
+    expect_dtype(f"{which} returned by shift_targets (token ids: the lab asks for long tensors)",
+                 result[index], "int64")
     got = expect_shape(f"{which} returned by shift_targets", result[index], (N + 1, B), "N + 1, B")
     return got, ref.shift_targets(labels, lengths)[index].numpy()
 
@@ -171,6 +225,14 @@ def _(student):
             expect_close(f"the context of utterance {b} ({length} frames) in a batch padded to "
                          f"{x.shape[0]} frames", context[b], alone[0], rtol=1e-4, atol=1e-5,
                          what="its context when run alone (padding must not change the context)")
+        # the gradient of the context reaches the frames and every weight of the GRU
+        (g_context,) = _random_like(seed, (len(lengths), H))
+        call = encoder.gradients(wrt=(0,), grad_output=(None, g_context)).forward(x.clone(), n.clone())
+        _expect_differentiable("Encoder.forward's context", call, "the frames x and the GRU's weights")
+        (want_x,) = _reference_gradients(module, lambda x_: module(x_, n), [x], (None, g_context))
+        expect_close("the gradient of the context with respect to the frames x", call.grads["0"], want_x,
+                     rtol=1e-3, atol=1e-5, what="the reference's gradient")
+        _expect_parameter_gradients("Encoder.forward's context", call, module)
 
 
 @hidden_test("test_encoder_states")
@@ -190,6 +252,13 @@ def _(student):
             expect_close(f"states[{length}:, {b}] (padding after utterance {b}'s {length} frames)",
                          states[length:, b], np.zeros_like(want[length:, b]), atol=0.0,
                          what="zeros")
+        (g_states,) = _random_like(20 + seed, tuple(x.shape[:2]) + (H,))
+        call = encoder.gradients(wrt=(0,), grad_output=(g_states, None)).forward(x.clone(), n.clone())
+        _expect_differentiable("Encoder.forward's states", call, "the frames x and the GRU's weights")
+        (want_x,) = _reference_gradients(module, lambda x_: module(x_, n), [x], (g_states, None))
+        expect_close("the gradient of the states with respect to the frames x", call.grads["0"], want_x,
+                     rtol=1e-3, atol=1e-5, what="the reference's gradient")
+        _expect_parameter_gradients("Encoder.forward's states", call, module)
 
 
 # ----------------------------------------------------------------------------------- Decoder
@@ -212,6 +281,26 @@ def _step(decoder, y_prev, s_prev, context):
     return logits, torch.from_numpy(np.asarray(as_array("s", s), dtype=np.float32))  # fed back as float32
 
 
+def _checked_step(decoder, module, y_prev, s_prev, context, judged: str):
+    """The student's step, after checking it agrees with the reference ``module`` on these inputs.
+
+    A test of a part built on ``step`` judges that part against the student's own step, so the
+    step itself must be right first (test_decoder_step says how it is not).
+    """
+    logits, s = _step(decoder, y_prev, s_prev, context)
+    with torch.no_grad():
+        want_logits, want_s = module.step(torch.as_tensor(y_prev), torch.as_tensor(s_prev, dtype=torch.float32),
+                                          torch.as_tensor(context, dtype=torch.float32))
+    for got, want, what in ((logits, want_logits, "logits"), (s.numpy(), want_s, "state")):
+        want = want.numpy()
+        good = np.all(np.isfinite(got)) and np.allclose(got, want, rtol=1e-4, atol=1e-5)
+        if not good:
+            raise CheckFailed(f"{judged} is judged against your Decoder.step, but your step is not right "
+                              f"yet: on the inputs this test gives it, its {what} differ from the "
+                              f"reference decoder's (see test_decoder_step). Fix step first.")
+    return logits, s
+
+
 @hidden_test("test_decoder_step")
 def _(student):
     for seed, (emb, H) in enumerate(DECODER_SIZES):
@@ -227,13 +316,25 @@ def _(student):
                          what="cell([embed(y_prev); context], s_prev)")
             expect_close(f"logits returned by Decoder.step (B = {B})", logits, want_logits,
                          rtol=1e-4, atol=1e-5, what="out(s)")
+            # gradients flow to s_prev, to the context and to every weight
+            g_logits, g_s = _random_like(10 + seed + B, (B, V), (B, H))
+            call = decoder.gradients(wrt=(1, 2), grad_output=(g_logits, g_s)).step(y_prev, s_prev, context)
+            _expect_differentiable(f"Decoder.step (B = {B})", call, "s_prev, the context and the weights")
+            want_s_prev, want_context = _reference_gradients(
+                module, lambda s_, c_: module.step(y_prev, s_, c_), [s_prev, context], (g_logits, g_s))
+            for key, what, want in (("1", "s_prev", want_s_prev), ("2", "the context", want_context)):
+                expect_true(call.grads[key] is not None,
+                            f"Decoder.step (B = {B}): no gradient reaches {what}; is it detached?")
+                expect_close(f"the gradient of Decoder.step with respect to {what} (B = {B})",
+                             call.grads[key], want, rtol=1e-3, atol=1e-5, what="the reference's gradient")
+            _expect_parameter_gradients(f"Decoder.step (B = {B})", call, module)
 
 
 @hidden_test("test_decoder_forward")
 def _(student):
     """Teacher forcing, judged on the student's own step: s_0 = context, y_in[u] fed at step u."""
     for seed, (emb, H) in enumerate(DECODER_SIZES):
-        _, decoder = _decoder(student, 400 + seed, emb, H)
+        module, decoder = _decoder(student, 400 + seed, emb, H)
         rng = np.random.default_rng(seed)
         for U, B in [(5, 3), (1, 2), (4, 1)]:
             y_in = torch.from_numpy(rng.integers(3, V, size=(U, B)))
@@ -243,11 +344,24 @@ def _(student):
                                (U, B, V), "U, B, V")
             s = context
             for u in range(U):
-                logits, s = _step(decoder, y_in[u], s, context)
+                logits, s = _checked_step(decoder, module, y_in[u], s, context,
+                                          f"Decoder.forward (U = {U}, B = {B})")
                 expect_close(f"Decoder.forward(context, y_in)[{u}] (U = {U}, B = {B})", got[u], logits,
                              rtol=1e-4, atol=1e-5,
                              what=f"the logits of your step at u = {u}, fed y_in[{u}] and the state "
                                   f"the step before it produced (starting from the context)")
+            # teacher forcing trains the decoder: the gradient reaches the context and every weight
+            (g_logits,) = _random_like(30 + seed + U, (U, B, V))
+            call = decoder.gradients(wrt=(0,), grad_output=g_logits).forward(context, y_in)
+            _expect_differentiable(f"Decoder.forward (U = {U}, B = {B})", call, "the context and the weights")
+            (want_context,) = _reference_gradients(module, lambda c_: module(c_, y_in), [context], g_logits)
+            expect_true(call.grads["0"] is not None,
+                        f"Decoder.forward (U = {U}, B = {B}): no gradient reaches the context, so the "
+                        f"encoder would never learn; is the context detached?")
+            expect_close(f"the gradient of Decoder.forward with respect to the context (U = {U}, B = {B})",
+                         call.grads["0"], want_context, rtol=1e-3, atol=1e-5,
+                         what="the reference's gradient")
+            _expect_parameter_gradients(f"Decoder.forward (U = {U}, B = {B})", call, module)
 
 
 # ----------------------------------------------------------------------------- greedy_decode
@@ -259,14 +373,16 @@ def _eos_problem(seed, emb, H, B, max_len):
     pool = torch.from_numpy(rng.standard_normal((400, H)).astype(np.float32))
     lengths = np.array([len(seq) for seq in ref.greedy_decode(module, pool, max_len)])
     chosen = []
-    for target in list(range(0, max_len + 1)) * B:    # each output length once, then again
+    # each output length once, then again; max_len (never </s>) and max_len - 1 first: the edges
+    for target in ([max_len, max_len - 1] + list(range(0, max_len - 1))) * B:
         hits = [i for i in np.flatnonzero(lengths == target) if i not in chosen]
         if hits:
             chosen.append(hits[0])
         if len(chosen) == B:
             break
     assert len(set(lengths[chosen])) >= 3, "the test's decoder does not vary its output lengths"
-    return state, pool[chosen]
+    assert max_len in set(lengths[chosen]), "no utterance runs to max_len: the edge is not visited"
+    return module, state, pool[chosen]
 
 
 def _sequences(name, result, B):
@@ -281,13 +397,13 @@ def _sequences(name, result, B):
     return sequences
 
 
-def _expected_greedy(decoder, context, max_len):
-    """Greedy decoding run here, one utterance at a time, over the student's own step."""
+def _expected_greedy(decoder, module, context, max_len):
+    """Greedy decoding run here, one utterance at a time, over the student's own (checked) step."""
     expected = []
     for b in range(context.shape[0]):
         y, s, out = torch.tensor([BOS]), context[b:b + 1], []
         for _ in range(max_len):
-            logits, s = _step(decoder, y, s, context[b:b + 1])
+            logits, s = _checked_step(decoder, module, y, s, context[b:b + 1], "greedy_decode")
             token = int(np.argmax(logits[0]))
             if token == EOS:
                 break
@@ -301,9 +417,9 @@ def _expected_greedy(decoder, context, max_len):
 def _(student):
     """Each utterance alone: feed back the prediction, stop at </s> (left out) or max_len."""
     for seed, (emb, H, max_len) in enumerate([(5, 6, 6), (4, 8, 9)]):
-        state, contexts = _eos_problem(500 + seed, emb, H, 6, max_len)
+        module, state, contexts = _eos_problem(500 + seed, emb, H, 6, max_len)
         decoder = _make(student, "Decoder", state, V, emb, H)
-        expected = _expected_greedy(decoder, contexts, max_len)
+        expected = _expected_greedy(decoder, module, contexts, max_len)
         for b in range(contexts.shape[0]):
             got = _sequences(f"greedy_decode(decoder, context, {max_len})",
                              student.greedy_decode(decoder, contexts[b:b + 1], max_len), 1)[0]
@@ -323,8 +439,9 @@ def _(student):
 def _(student):
     """A batch decodes each utterance exactly as it decodes alone, whatever the others do."""
     for seed, (emb, H, max_len) in enumerate([(5, 6, 6), (4, 8, 9)]):
-        state, contexts = _eos_problem(600 + seed, emb, H, 7, max_len)
+        module, state, contexts = _eos_problem(600 + seed, emb, H, 7, max_len)
         decoder = _make(student, "Decoder", state, V, emb, H)
+        _expected_greedy(decoder, module, contexts[:1], max_len)   # the step it is built on is right
         call = student.greedy_decode
         alone = [_sequences("greedy_decode(decoder, context, max_len)", call(decoder, contexts[b:b + 1], max_len),
                             1)[0] for b in range(contexts.shape[0])]
