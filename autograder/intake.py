@@ -7,7 +7,10 @@ that end up in the feedback and in the grades CSV.
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,29 +31,131 @@ class Intake:
     path: Path | None = None
 
 
-def find_notebook(folder: Path, lab: str) -> Intake:
-    """The submitted notebook of ``lab`` in ``folder`` (``<student>/<lab>/``)."""
+MAX_NOTEBOOK_BYTES = 32 << 20     # a lab notebook with its plots is a few MB
+MAX_ENTRIES = 1000                # files looked at in one lab folder
+
+
+class UnreadableFile(Exception):
+    """A path the grader will not read; the message says why, in a sentence."""
+
+
+def _kind(path: Path) -> str:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "missing"
+    return ("link" if stat.S_ISLNK(mode) else "folder" if stat.S_ISDIR(mode)
+            else "file" if stat.S_ISREG(mode) else "special")
+
+
+def read_regular_file(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of ``path``, read safely from a folder a student controls.
+
+    Opens with ``O_NOFOLLOW`` (a link is refused, never followed) and ``O_NONBLOCK`` (a FIFO
+    cannot hang the open), requires a regular file (not a folder, FIFO or device) of at most
+    ``cap`` bytes, and reads at most ``cap + 1`` bytes whatever the file claims. Raises
+    :class:`UnreadableFile` with a sentence. ``grade.py`` uses it for the fingerprint too.
+    """
+    name = Path(path).name
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UnreadableFile(f"{name} is a symbolic link; the grader does not follow links") from None
+        raise UnreadableFile(f"cannot read {name}: {error.strerror}") from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise UnreadableFile(f"{name} is {what}")
+        if info.st_size > cap:
+            raise UnreadableFile(f"{name} is {info.st_size >> 20} MB, more than the {cap >> 20} MB a "
+                                 f"notebook may have")
+        chunks, left = [], cap + 1
+        while left > 0:
+            chunk = os.read(handle, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > cap:
+            raise UnreadableFile(f"{name} is larger than the {cap >> 20} MB a notebook may have")
+        return data
+    except OSError as error:
+        raise UnreadableFile(f"cannot read {name}: {error.strerror}") from None
+    finally:
+        os.close(handle)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, every link resolved, lies inside ``root``."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    except (OSError, ValueError):
+        return False
+
+
+def find_notebook(folder: Path, lab: str, root: Path | None = None) -> Intake:
+    """The submitted notebook of ``lab`` in ``folder`` (``<student>/<lab>/``).
+
+    Nothing is followed: a lab folder or notebook that is a symbolic link, or that resolves
+    outside ``root`` (the submissions folder, when given), is refused with a reason.
+    """
     expected = f"{lab}.ipynb"
-    if not folder.is_dir():
+    kind = _kind(folder)
+    if kind == "link":
+        return Intake(reason=f"the folder {lab}/ is a symbolic link; the grader does not follow links")
+    if kind != "folder":
         return Intake(reason=f"missing submission: no folder {lab}/")
-    if (folder / expected).is_file():
-        return Intake(path=folder / expected)
-    notebooks = sorted(path for path in folder.iterdir() if path.suffix == ".ipynb" and path.is_file())
-    if len(notebooks) == 1:
-        return Intake(path=notebooks[0],
-                      notes=[f"The notebook was named {notebooks[0].name}, not {expected}; it was graded anyway."])
-    if not notebooks:
+    if root is not None and not inside(folder, root):
+        return Intake(reason=f"the folder {lab}/ lies outside the submissions folder")
+    target = folder / expected
+    if _kind(target) != "missing":
+        return _checked(target, root)
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(entry.name for _, entry in zip(range(MAX_ENTRIES), entries)
+                           if entry.name.endswith(".ipynb") and not entry.name.startswith("."))
+    except OSError as error:
+        return Intake(reason=f"cannot list the folder {lab}/: {error.strerror}")
+    if len(names) == 1:
+        found = _checked(folder / names[0], root)
+        if found.path is not None:
+            found.notes.append(f"The notebook was named {_printable(names[0])}, not {expected}; "
+                               "it was graded anyway.")
+        return found
+    if not names:
         return Intake(reason=f"missing notebook: {lab}/ holds no {expected}")
-    names = ", ".join(path.name for path in notebooks)
-    return Intake(reason=f"several notebooks ({names}) and none named {expected}")
+    shown = ", ".join(_printable(name) for name in names[:10])
+    return Intake(reason=f"several notebooks ({shown}) and none named {expected}")
+
+
+def _printable(name: str) -> str:
+    """A file name as it may be shown: no control characters, no undecodable bytes, short."""
+    text = name.encode("utf-8", "replace").decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text[:80] + ("…" if len(text) > 80 else "")
+
+
+def _checked(path: Path, root: Path | None) -> Intake:
+    kind = _kind(path)
+    shown = _printable(path.name)
+    if kind == "link":
+        return Intake(reason=f"{shown} is a symbolic link; the grader does not follow links")
+    if kind != "file":
+        return Intake(reason=f"{shown} is {'a folder' if kind == 'folder' else 'not a regular file'}")
+    if root is not None and not inside(path, root):
+        return Intake(reason=f"{shown} lies outside the submissions folder")
+    return Intake(path=path)
 
 
 def read_notebook(intake: Intake) -> Intake:
     """Parse ``intake.path`` as a version-4 notebook, upgrading an older version."""
     try:
-        raw = intake.path.read_bytes()
-    except OSError as error:
-        return Intake(reason=f"cannot read the notebook: {error.strerror}", notes=intake.notes)
+        raw = read_regular_file(intake.path)
+    except UnreadableFile as error:
+        return Intake(reason=str(error), notes=intake.notes)
     if not raw.strip():
         return Intake(reason="the notebook file is empty", notes=intake.notes)
     try:
@@ -60,6 +165,8 @@ def read_notebook(intake: Intake) -> Intake:
     except json.JSONDecodeError as error:
         return Intake(reason=f"the notebook is not valid JSON ({error.msg} at line {error.lineno})",
                       notes=intake.notes)
+    except RecursionError:
+        return Intake(reason="the notebook's JSON is nested too deeply", notes=intake.notes)
     if not isinstance(data, dict) or not ("cells" in data or "worksheets" in data):
         return Intake(reason="the file is not a Jupyter notebook (it has no cells)", notes=intake.notes)
     notes = list(intake.notes)
@@ -71,7 +178,7 @@ def read_notebook(intake: Intake) -> Intake:
         summary = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         return Intake(reason=f"the notebook's structure is invalid: {summary}", notes=notes)
     if version != 4:
-        notes.append(f"The notebook was in nbformat {version}; it was upgraded to version 4.")
+        notes.append(f"The notebook was in nbformat {_printable(str(version))}; it was upgraded to version 4.")
     return Intake(notebook=notebook, notes=notes, path=intake.path)
 
 
@@ -100,7 +207,7 @@ def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | No
             continue
         if grade_id not in released:
             del cell.metadata["nbgrader"]
-            notes.append(f"A cell claimed the unknown id {grade_id!r}; it was treated as an ordinary cell.")
+            notes.append(f"A cell claimed the unknown id {_printable(repr(grade_id))}; it was treated as an ordinary cell.")
             cells.append(cell)
             continue
         if grade_id in kept:
@@ -134,9 +241,12 @@ def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | No
     return notes
 
 
-def prepare(folder: Path, lab: str, student_version) -> Intake:
-    """Find, read and repair one submission; the notebook is ready for nbgrader."""
-    intake = find_notebook(folder, lab)
+def prepare(folder: Path, lab: str, student_version, root: Path | None = None) -> Intake:
+    """Find, read and repair one submission; the notebook is ready for nbgrader.
+
+    ``root`` is the submissions folder: nothing outside it is read (see :func:`find_notebook`).
+    """
+    intake = find_notebook(folder, lab, root)
     if intake.reason:
         return intake
     intake = read_notebook(intake)
@@ -145,7 +255,7 @@ def prepare(folder: Path, lab: str, student_version) -> Intake:
     notebook = intake.notebook
     kernel = notebook.metadata.get("kernelspec", {}).get("name")
     if kernel != KERNEL["name"]:
-        intake.notes.append(f"The notebook asked for the kernel {kernel!r}; it was graded with python3.")
+        intake.notes.append(f"The notebook asked for the kernel {_printable(repr(kernel))}; it was graded with python3.")
     notebook.metadata["kernelspec"] = dict(KERNEL)
     intake.notes += restore_graded_cells(notebook, student_version, released_cells(notebook, lab))
     notebook.metadata[NOTES_KEY] = {"notes": list(intake.notes)}

@@ -33,6 +33,7 @@ from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
 
 from .course import nbgrader_config
+from .feedback import write_feedback
 from .sandbox import Limits
 
 warnings.filterwarnings("ignore", category=SAWarning)
@@ -136,7 +137,8 @@ def _grade(task: dict, started: float) -> dict:
         record["autograded"] = autograded.read_text()
         remaining = limits.notebook_budget - (time.monotonic() - started)
         page = course / "feedback" / student / lab / f"{lab}.html"
-        if bounded(lambda: api.generate_feedback(lab, student, force=True)["success"],
+        tests = list(record["tests"])
+        if bounded(lambda: write_feedback(autograded, page, lab, tests),   # sanitised, offline math
                    max(remaining, FEEDBACK_MIN_SECONDS)) and page.is_file():
             record["feedback"] = page.read_text()
         else:

@@ -10,6 +10,7 @@ the outputs were written here, by the grader, and not by the student's kernel.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from nbformat.v4 import new_markdown_cell, new_output
@@ -17,11 +18,16 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int, Unicode
 
+from .feedback import NOTES_CELL_KEY, STUDENT_OUTPUT_KEY, redact
 from .hidden import load_hidden_tests
 from .sandbox import Limits, Verdict, grade_in_sandbox
 from .skipping import SKIPPED_NOTE, should_skip, skipped_sources
 
 NOTES_KEY = "autograder"   # notebook metadata the intake fills: {"notes": [...]}
+KEPT_MIMES = ("image/png", "image/jpeg", "text/plain")
+MAX_KEPT_BYTES = 8 << 20   # the student's own outputs kept in one notebook
+MAX_KEPT_TEXT = 20_000     # characters of one kept text output
+MAX_NOTE = 1_000           # characters of one note
 
 
 def _failure(message: str):
@@ -55,6 +61,7 @@ class TrustedExecute(NbGraderPreprocessor):
                         notebook_budget=self.notebook_budget, uid=self.sandbox_uid)
         report = grade_in_sandbox(cells, tests, limits)
 
+        budget = [MAX_KEPT_BYTES]
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -66,16 +73,68 @@ class TrustedExecute(NbGraderPreprocessor):
                 cell.outputs = ([new_output("stream", name="stdout", text=f"✓ {grade_id} passed\n")]
                                 if verdict.passed else [_failure(verdict.message)])
             elif index in skipped:
-                cell.outputs = [new_output("stream", name="stdout", text=SKIPPED_NOTE + "\n")]
+                cell.outputs = [new_output("stream", name="stdout", text=SKIPPED_NOTE + "\n")] \
+                    + _students_own(cell, budget)
             elif index in report.cell_errors:
                 cell.outputs = [new_output("stream", name="stdout",
                                            text=f"When graded, this cell failed: {report.cell_errors[index]}\n")]
             else:
-                cell.outputs = []
+                cell.outputs = _students_own(cell, budget)
 
         notes = list(nb.metadata.get(NOTES_KEY, {}).get("notes", [])) + report.notes
         nb.metadata[NOTES_KEY] = {"notes": notes, "seconds": round(report.seconds, 2)}
         if notes:
-            nb.cells.insert(0, new_markdown_cell("**Notes from the grader**\n\n"
-                                                 + "\n".join(f"- {note}" for note in notes)))
+            cell = new_markdown_cell("**Notes from the grader**\n\n"
+                                     + "\n".join(f"- {markdown_text(note)}" for note in notes))
+            cell.metadata[NOTES_CELL_KEY] = True
+            nb.cells.insert(0, cell)
         return nb, resources
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>&:])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` (a note, which may quote student-controlled names) as inert markdown.
+
+    Host paths are replaced, every markdown and HTML character is escaped, and line breaks
+    become spaces, so the note renders as the literal text in any viewer: nbgrader's
+    formgrader, the feedback page or a notebook.
+    """
+    text = redact(" ".join(str(text).split()))[:MAX_NOTE]
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _students_own(cell, budget: list[int]) -> list:
+    """The outputs the student's own run left in a cell, reduced to inert kinds and capped.
+
+    The written questions ask about the student's plots, so a grader must see them; the
+    grader's run does not draw them. Only PNG/JPEG images, plain text and streams are
+    kept (no HTML, no JavaScript, no SVG), each flagged as the student's own.
+    """
+    kept = []
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = str(output.get("text", ""))[:MAX_KEPT_TEXT]
+            item = new_output("stream", name="stdout", text=text)
+        elif kind in ("display_data", "execute_result"):
+            data = {mime: output.get("data", {})[mime] for mime in KEPT_MIMES if mime in output.get("data", {})}
+            data = {mime: value if isinstance(value, str) else "".join(map(str, value))
+                    for mime, value in data.items()}
+            if "text/plain" in data:
+                data["text/plain"] = data["text/plain"][:MAX_KEPT_TEXT]
+            if not data:
+                continue
+            item = new_output("display_data", data=data)
+        else:
+            continue
+        size = len(str(item))
+        if size > budget[0]:
+            break
+        budget[0] -= size
+        kept.append(item)
+    if kept:
+        cell.metadata[STUDENT_OUTPUT_KEY] = True
+    return kept
+

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import copy
 import csv
+import os
 
 import nbformat
 import pytest
 
+from autograder.course import source_notebook
+from autograder.intake import UnreadableFile, find_notebook, read_regular_file
 from conftest import LAB, failed_tests, lab_submission, write_submission
 
 FULL = 20
@@ -109,10 +112,63 @@ def _several_notebooks(root, student):
     write_submission(root, student, LAB, lab_submission(LAB), name="final.ipynb")
 
 
+# ---- submissions that try to make the root grader read what is not theirs (issue 14, class 7)
+
+def _notebook_links_to_solution(root, student):
+    folder = root / student / LAB
+    folder.mkdir(parents=True)
+    (folder / f"{LAB}.ipynb").symlink_to(source_notebook(LAB))
+
+
+def _lab_folder_links_to_solutions(root, student):
+    (root / student).mkdir(parents=True)
+    (root / student / LAB).symlink_to(source_notebook(LAB).parent, target_is_directory=True)
+
+
+def _dangling_link(root, student):
+    folder = root / student / LAB
+    folder.mkdir(parents=True)
+    (folder / f"{LAB}.ipynb").symlink_to(root / "nowhere" / "x.ipynb")
+
+
+def _link_to_dev_zero(root, student):
+    folder = root / student / LAB
+    folder.mkdir(parents=True)
+    (folder / f"{LAB}.ipynb").symlink_to("/dev/zero")
+
+
+def _notebook_is_fifo(root, student):
+    folder = root / student / LAB
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / f"{LAB}.ipynb")
+
+
+def _notebook_is_folder(root, student):
+    (root / student / LAB / f"{LAB}.ipynb").mkdir(parents=True)
+
+
+def _huge_sparse_notebook(root, student):
+    path = write_submission(root, student, LAB, raw=b"{")
+    os.truncate(path, 200 << 20)   # 200 MB of holes: costs no disk, must cost no memory
+
+
+def _html_in_names(root, student):
+    notebook = lab_submission(LAB)
+    notebook.metadata["kernelspec"] = {"name": "<img src=x onerror=alert(1)>", "display_name": "x",
+                                       "language": "python"}
+    extra = nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {
+        "grade_id": "<script>alert(2)</script>", "grade": False, "solution": False, "locked": False,
+        "schema_version": 3}})
+    notebook.cells.append(extra)
+    write_submission(root, student, LAB, notebook, name="<svg onload=alert(3)>.ipynb")
+
+
 MALFORMED = {f"malformed-{build.__name__.strip('_')}": build for build in (
     _invalid_json, _empty_file, _not_a_notebook, _binary_file, _text_file, _old_nbformat,
     _wrong_kernelspec, _deleted_cells, _duplicated_cells, _retyped_cell, _edited_test_cells,
-    _answer_marked_as_test, _renamed, _missing_notebook, _missing_lab_folder, _several_notebooks)}
+    _answer_marked_as_test, _renamed, _missing_notebook, _missing_lab_folder, _several_notebooks,
+    _notebook_links_to_solution, _lab_folder_links_to_solutions, _dangling_link, _link_to_dev_zero,
+    _notebook_is_fifo, _notebook_is_folder, _huge_sparse_notebook, _html_in_names)}
 
 # student -> (score, text that must appear in the notes)
 EXPECTED = {
@@ -132,6 +188,14 @@ EXPECTED = {
     "malformed-missing_notebook": (0, "missing notebook"),
     "malformed-missing_lab_folder": (0, "missing submission"),
     "malformed-several_notebooks": (0, "several notebooks"),
+    "malformed-notebook_links_to_solution": (0, "symbolic link"),
+    "malformed-lab_folder_links_to_solutions": (0, "symbolic link"),
+    "malformed-dangling_link": (0, "symbolic link"),
+    "malformed-link_to_dev_zero": (0, "symbolic link"),
+    "malformed-notebook_is_fifo": (0, "not a regular file"),
+    "malformed-notebook_is_folder": (0, "folder"),
+    "malformed-huge_sparse_notebook": (0, "MB"),
+    "malformed-html_in_names": (FULL, "<img src=x onerror=alert(1)>"),
 }
 
 
@@ -155,3 +219,35 @@ def test_csv_carries_the_reason(graded):
     assert rows["malformed-invalid_json"]["score"] == "0"
     assert "not valid JSON" in rows["malformed-invalid_json"]["notes"]
     assert rows["malformed-missing_lab_folder"]["status"] == "not graded"
+
+
+# ---- the intake's own guards, without grading (fast)
+
+@pytest.mark.parametrize("build", [_notebook_links_to_solution, _lab_folder_links_to_solutions, _dangling_link,
+                                   _link_to_dev_zero, _notebook_is_fifo, _notebook_is_folder,
+                                   _huge_sparse_notebook])
+def test_intake_refuses_what_is_not_a_regular_file_inside_the_folder(tmp_path, build):
+    build(tmp_path, "student")
+    found = find_notebook(tmp_path / "student" / LAB, LAB, root=tmp_path)
+    if found.reason is None:          # found a regular file: reading it must still refuse it
+        with pytest.raises(UnreadableFile):
+            read_regular_file(found.path)
+    else:
+        assert "Traceback" not in found.reason and len(found.reason) > 10
+
+
+def test_read_regular_file_reads_at_most_its_cap(tmp_path):
+    path = tmp_path / "x.ipynb"
+    path.write_bytes(b"{}" * 10)
+    assert read_regular_file(path, cap=20) == b"{}" * 10
+    with pytest.raises(UnreadableFile, match="more than"):
+        read_regular_file(path, cap=19)
+
+
+def test_a_folder_resolving_outside_the_submissions_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere" / LAB
+    outside.mkdir(parents=True)
+    (outside / f"{LAB}.ipynb").write_text("{}")
+    (tmp_path / "subs" / "student").mkdir(parents=True)
+    (tmp_path / "subs" / "student" / LAB).symlink_to(outside, target_is_directory=True)
+    assert "symbolic link" in find_notebook(tmp_path / "subs" / "student" / LAB, LAB, tmp_path / "subs").reason

@@ -74,3 +74,92 @@ def test_a_truncated_message_is_an_end_of_channel():
     wire.send(stream, {"ok": True}, np.zeros(10))
     with pytest.raises(EOFError):
         wire.receive(io.BytesIO(stream.getvalue()[:-5]))
+
+
+# ---- framing: reads loop to the framed length, writes and reads have deadlines (issue 14, class 8)
+
+class Trickle(io.RawIOBase):
+    """A stream that hands out at most 7 bytes per read, like a pipe under load."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        return self._data.read(min(size, 7) if size >= 0 else 7)
+
+
+def test_a_message_read_in_many_short_reads_arrives_whole():
+    stream = io.BytesIO()
+    value = {"big": np.arange(100_000, dtype=np.float64), "text": "x" * 70_000}
+    wire.send(stream, {"op": "plan"}, value)
+    header, payload = wire.receive(Trickle(stream.getvalue()))
+    assert header == {"op": "plan"} and payload["text"] == value["text"]
+    np.testing.assert_array_equal(payload["big"], value["big"])
+
+
+def test_a_large_message_crosses_a_pipe_with_deadlines():
+    import os
+    import threading
+    import time
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    value = {"plan": "y" * 300_000, "array": np.ones((300, 300))}
+    received = {}
+    reader = threading.Thread(target=lambda: received.update(
+        message=wire.receive(os.fdopen(read_end, "rb", buffering=0), deadline=time.monotonic() + 10)))
+    reader.start()
+    wire.send(os.fdopen(write_end, "wb", buffering=0), {"op": "plan"}, value, deadline=time.monotonic() + 10)
+    reader.join(10)
+    assert received["message"][1]["plan"] == value["plan"]
+
+
+def test_a_peer_that_never_reads_cannot_block_a_write_past_its_deadline():
+    import os
+    import time
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    started = time.monotonic()
+    with pytest.raises(wire.WireTimeout):
+        wire.send(os.fdopen(write_end, "wb", buffering=0), {}, np.zeros(1 << 17), deadline=started + 0.5)
+    assert time.monotonic() - started < 3
+    os.close(read_end)
+
+
+def test_a_peer_that_stops_halfway_cannot_block_a_read_past_its_deadline():
+    import os
+    import time
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    whole = io.BytesIO()
+    wire.send(whole, {"ok": True}, np.zeros(100))
+    os.write(write_end, whole.getvalue()[:50])           # half a message, then silence
+    started = time.monotonic()
+    with pytest.raises(wire.WireTimeout):
+        wire.receive(os.fdopen(read_end, "rb", buffering=0), deadline=started + 0.5)
+    assert time.monotonic() - started < 3
+    os.close(write_end)
+
+
+# ---- what students return is made plain before it is encoded (issue 14, class 5)
+
+def test_mapping_and_sequence_subclasses_and_numpy_scalars_become_plain_data():
+    import collections
+    Pair = collections.namedtuple("Pair", "hs ys")
+    value = {"d": collections.defaultdict(int, a=np.float32(1.5)), "o": collections.OrderedDict(b=np.int64(2)),
+             "n": Pair(np.zeros(2), [np.bool_(True)]), "t": torch.nn.Parameter(torch.ones(2))}
+    back = _round_trip(wire.to_plain(value))
+    assert type(back["d"]) is dict and back["d"] == {"a": 1.5} and type(back["d"]["a"]) is float
+    assert back["o"] == {"b": 2} and type(back["o"]["b"]) is int
+    assert type(back["n"]) is tuple and back["n"][1] == [True]
+    np.testing.assert_array_equal(back["t"], np.ones(2))
+
+
+def test_to_plain_still_leaves_lying_objects_for_the_wire_to_refuse():
+    with pytest.raises(wire.WireError):
+        wire.send(io.BytesIO(), {}, wire.to_plain([Liar()]))
+    with pytest.raises(wire.WireError):
+        wire.send(io.BytesIO(), {}, wire.to_plain({1: "int key"}))
