@@ -9,6 +9,7 @@ writes. Run: ``python solutions/ch02_seq2seq/selfcheck_data.py``.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,12 @@ def build() -> dict[str, np.ndarray]:
         arrays.update(_weights(case, decoder))
         arrays[f"{case}/contexts"] = contexts.numpy()
         arrays[f"{case}/outputs"] = np.array([out + [-1] * (6 - len(out)) for out in outputs])
+    # the book's curve (chapter 2, section 2.5), which Lab 2's plot overlays on the student's
+    book = json.loads((HERE.parents[1] / "book" / "results" / "ch02_bottleneck.json").read_text())
+    arrays["book/accuracy_by_length"] = np.array([book["accuracy_by_length"][str(n)] for n in range(1, 11)])
+    arrays["book/steps"] = np.array(book["steps"])
+    arrays["book/hidden"] = np.array(book["config"]["hidden"])
+    arrays["book/layers"] = np.array(book["config"].get("layers", 1))
     return arrays
 
 

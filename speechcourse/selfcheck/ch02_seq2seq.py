@@ -295,3 +295,14 @@ def check_greedy_decode_batch(greedy_decode, Decoder) -> None:
         raise CheckFailed(f"greedy_decode on a batch of {B} gave output lengths {[len(s) for s in got]}, "
                           f"but each utterance alone gives {[len(s) for s in alone]}: each utterance "
                           f"stops at its own </s>, and the batch goes on until all have stopped.")
+
+
+# ----------------------------------------------------------------------------- the book's curve
+
+def book_curve() -> tuple[dict[int, float], str]:
+    """({n digits: sequence accuracy}, a label) of the model chapter 2 trained, for your plot."""
+    accuracy = _expected("book/accuracy_by_length")
+    steps, hidden, layers = (int(_expected(f"book/{k}")) for k in ("steps", "hidden", "layers"))
+    label = (f"the book's model: bidirectional, {layers} layer{'s' * (layers > 1)} of {hidden} units, "
+             f"{steps} steps")
+    return {n + 1: float(a) for n, a in enumerate(accuracy)}, label
