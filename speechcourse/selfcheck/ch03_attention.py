@@ -1,0 +1,273 @@
+"""Visible self-checks of lab 3 (attention).
+
+They run in your notebook and explain in words what is wrong. They use small cases worked
+out by hand, properties any correct answer has (weights sum to 1, padding gets weight 0,
+a weighted sum does not depend on the order of the frames), PyTorch's own attention
+(``torch.nn.functional.scaled_dot_product_attention``, which computes a masked softmax and
+a weighted sum), and, for the decoder step, expected values precomputed by the course's
+reference on known weights (``ch03_attention.npz`` next to this file). That is why your
+``AttentionDecoder`` must keep the layers ``__init__`` creates. Passing the checks is a
+good sign, not a guarantee: the grader tests more cases.
+
+Layout: query (B, H), keys (T, B, H'), values (T, B, D), scores and weights (T, B),
+mask (T, B) bool, True on real frames.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+from speechcourse.selfcheck import self_check
+
+V = 13
+DATA = Path(__file__).with_suffix(".npz")
+# The decoder steps the check poses (E = H first, then E != H); their answers are in DATA:
+# case -> (seed, emb, H, E, T, lengths).
+STEP_CASES = {"step_same": (5, 4, 6, 6, 5, (5, 2, 1)), "step": (6, 4, 3, 6, 5, (5, 2, 1))}
+
+
+def _expected(key: str) -> np.ndarray:
+    with np.load(DATA) as data:
+        return data[key]
+
+
+def _state(prefix: str) -> dict:
+    with np.load(DATA) as data:
+        start = f"{prefix}/w/"
+        return {key[len(start):]: torch.from_numpy(data[key]) for key in data.files if key.startswith(start)}
+
+
+def step_inputs(seed, H, E, T, lengths):
+    """y_prev (B,), s_prev (B, H), states (T, B, E) with garbage on padded frames, lengths (B,)."""
+    rng = np.random.default_rng(seed)
+    B = len(lengths)
+    y_prev = torch.tensor([1, 5, 9][:B])
+    s_prev = torch.from_numpy(rng.standard_normal((B, H)).astype(np.float32))
+    states = torch.from_numpy(rng.standard_normal((T, B, E)).astype(np.float32))
+    return y_prev, s_prev, states, torch.tensor(lengths)
+
+
+def _mask(lengths, T):
+    return torch.arange(T)[:, None] < torch.tensor(lengths)[None, :]
+
+
+def _values(name, value, shape, dims):
+    return expect_shape(name, value, shape, dims)
+
+
+# ----------------------------------------------------------------------------- scores
+
+# Worked by hand: B = 2 utterances, T = 3 frames, H = 2.
+QUERY = torch.tensor([[1.0, 2.0], [0.0, -1.0]])                       # (B, H)
+KEYS = torch.tensor([[[3.0, 4.0], [1.0, 1.0]],                          # frame 0 of both
+                     [[1.0, 0.0], [2.0, 0.0]],                          # frame 1
+                     [[0.0, -1.0], [0.0, 3.0]]])                        # frame 2: (T, B, H)
+DOT = np.array([[11.0, -1.0], [1.0, 0.0], [-2.0, -3.0]])              # 1*3+2*4, 0*1-1*1, ...
+
+
+@self_check("dot_scores")
+def check_dot_scores(dot_scores) -> None:
+    got = _values("dot_scores(query, keys)", dot_scores(QUERY, KEYS), (3, 2), "T, B")
+    expect_close("dot_scores(query, keys) on the worked example", got, DOT,
+                 what="the hand-computed scores [[11, -1], [1, 0], [-2, -3]] (column b is utterance b)")
+    one = _values("dot_scores with T = 1, B = 1", dot_scores(QUERY[:1], KEYS[:1, :1]), (1, 1), "T, B")
+    expect_close("dot_scores with T = 1, B = 1", one, DOT[:1, :1], what="11")
+
+
+@self_check("dot_scores(..., scaled=True)")
+def check_dot_scores_scaled(dot_scores) -> None:
+    rng = np.random.default_rng(3)
+    query = torch.from_numpy(rng.standard_normal((4, 9)).astype(np.float32))
+    keys = torch.from_numpy(rng.standard_normal((6, 4, 9)).astype(np.float32))
+    plain = _values("dot_scores(query, keys)", dot_scores(query, keys), (6, 4), "T, B")
+    scaled = _values("dot_scores(query, keys, scaled=True)", dot_scores(query, keys, scaled=True), (6, 4), "T, B")
+    expect_close("dot_scores(query, keys, scaled=True) * sqrt(H) with H = 9", scaled * 3.0, plain,
+                 what="dot_scores(query, keys) (scaled=True divides by sqrt(H) = 3)")
+
+
+@self_check("general_scores")
+def check_general_scores(general_scores) -> None:
+    square = _values("general_scores(query, keys, W) with H = H' = 2",
+                     general_scores(torch.tensor([[1.0, 0.0]]), torch.tensor([[[1.0, 1.0]], [[0.0, 1.0]]]),
+                                    torch.tensor([[1.0, 2.0], [0.0, 1.0]])), (2, 1), "T, B")
+    expect_close("general_scores with query [1, 0], W = [[1, 2], [0, 1]], keys [1, 1] and [0, 1]", square,
+                 [[3.0], [2.0]], what="[[3], [2]]: query @ W = [1, 2] (row of W picked by the query), then "
+                                      "dotted with each key")
+    W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]])                # (H, H') = (2, 3)
+    query = torch.tensor([[1.0, 0.0]])                                    # (1, 2): query @ W = [1, 2, 0]
+    keys = torch.tensor([[[1.0, 1.0, 1.0]], [[0.0, 0.0, 1.0]]])           # (T, B, H') = (2, 1, 3)
+    got = _values("general_scores(query, keys, W) with H = 2, H' = 3", general_scores(query, keys, W),
+                  (2, 1), "T, B")
+    expect_close("general_scores on the worked example (query @ W = [1, 2, 0])", got, [[3.0], [0.0]],
+                 what="[[3], [0]]: [1, 2, 0] . [1, 1, 1] and [1, 2, 0] . [0, 0, 1]")
+    identity = _values("general_scores(QUERY, KEYS, I)", general_scores(QUERY, KEYS, torch.eye(2)), (3, 2), "T, B")
+    expect_close("general_scores with W = I", identity, DOT, what="the dot scores of the worked example")
+
+
+@self_check("additive_scores")
+def check_additive_scores(additive_scores) -> None:
+    keys = torch.tensor([[[0.5], [-2.0]], [[1.0], [0.0]]])               # (T, B, H') = (2, 2, 1)
+    query = torch.tensor([[3.0, 1.0], [0.0, 0.0]])                       # (B, H) = (2, 2)
+    got = _values("additive_scores with (T, B, H, H', A) = (2, 2, 2, 1, 1)",
+                  additive_scores(query, keys, torch.zeros(2, 1), torch.ones(1, 1), torch.ones(1)), (2, 2), "T, B")
+    expect_close("additive_scores with W_q = 0, W_k = [[1]], v = [1] (so e = tanh(k))", got,
+                  [[0.46211716, -0.96402758], [0.76159416, 0.0]],
+                  what="tanh of the keys: [[tanh 0.5, tanh -2], [tanh 1, tanh 0]] (did you apply tanh?)")
+    W_q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])                         # (H, A) = (2, 2)
+    W_k = torch.tensor([[0.0, 2.0]])                                     # (H', A) = (1, 2)
+    got = _values("additive_scores with A = 2", additive_scores(query, keys, W_q, W_k, torch.tensor([1.0, -1.0])),
+                  (2, 2), "T, B")
+    expect_close("additive_scores with A = 2", got,
+                 [[0.99505475 - 0.96402758, 0.0 - (-0.99932930)], [0.99505475 - 0.99505475, 0.0 - 0.0]],
+                 what="v . tanh(q W_q + k W_k), worked out by hand")
+
+
+# ----------------------------------------------------------------------------- masked_softmax
+
+def _softmax_properties(name, weights, mask):
+    padded = ~mask.numpy()
+    if np.any(weights[padded] != 0):
+        t, b = (int(i) for i in np.argwhere((weights != 0) & padded)[0])
+        raise CheckFailed(f"{name}: weight[{t}, {b}] = {weights[t, b]:.3g} on a padded frame. Padded frames "
+                          f"must get weight exactly 0 (a score of 0 is not enough: exp(0) = 1).")
+    sums = weights.sum(axis=0)
+    if np.any(np.abs(sums - 1) > 1e-5):
+        b = int(np.argmax(np.abs(sums - 1)))
+        raise CheckFailed(f"{name}: column {b}'s weights sum to {sums[b]:.6g}, not 1. Softmax over the "
+                          f"frames (axis 0), over the real frames only (not zeroed after the softmax).")
+
+
+@self_check("masked_softmax")
+def check_masked_softmax(masked_softmax) -> None:
+    rng = np.random.default_rng(4)
+    scores = torch.from_numpy(rng.standard_normal((5, 3)).astype(np.float32))
+    lengths = (5, 2, 1)
+    mask = _mask(lengths, 5)
+    name = "masked_softmax(scores, mask) with lengths (5, 2, 1)"
+    weights = _values(name, masked_softmax(scores, mask), (5, 3), "T, B")
+    if not np.all(np.isfinite(weights)):
+        raise CheckFailed(f"{name} returned non-finite weights.")
+    _softmax_properties(name, weights, mask)
+    expect_close(f"{name}, column 0 (no padding)", weights[:, 0], torch.softmax(scores[:, 0], dim=0).numpy(),
+                 what="torch.softmax of the column")
+    expect_true(weights[0, 2] == 1.0, f"{name}: column 2 has one real frame; its weight must be exactly 1, "
+                                      f"got {weights[0, 2]:.6g}.")
+
+
+@self_check("masked_softmax with scores of +-1e4")
+def check_masked_softmax_stable(masked_softmax) -> None:
+    scores = torch.tensor([[1e4, -1e4], [-1e4, -1e4], [0.0, 1e4]])
+    mask = torch.tensor([[True, True], [True, True], [True, False]])
+    name = "masked_softmax(scores, mask) with scores of +-1e4"
+    weights = _values(name, masked_softmax(scores, mask), (3, 2), "T, B")
+    if not np.all(np.isfinite(weights)):
+        raise CheckFailed(f"{name} returned {weights.tolist()}: exp(1e4) overflows. Subtract each column's "
+                          f"largest (real) score before exp, or use torch.softmax, which does.")
+    _softmax_properties(name, weights, mask)
+    expect_close(name, weights, [[1.0, 0.5], [0.0, 0.5], [0.0, 0.0]],
+                 what="[[1, 0.5], [0, 0.5], [0, 0]] (exp(-2e4) is 0 in float32)")
+
+
+# ----------------------------------------------------------------------------- attend
+
+def _attend(attend, scores, values, mask, name):
+    result = attend(scores, values, mask)
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"{name} should return a pair (weights, context), got {describe(result)}.")
+    T, B, D = values.shape
+    return (_values(f"weights returned by {name}", result[0], (T, B), "T, B"),
+            _values(f"context returned by {name}", result[1], (B, D), "B, D"))
+
+
+def _attend_case(seed, T, B, D, lengths):
+    rng = np.random.default_rng(seed)
+    scores = torch.from_numpy(rng.standard_normal((T, B)).astype(np.float32))
+    values = torch.from_numpy(rng.standard_normal((T, B, D)).astype(np.float32))
+    return scores, values, _mask(lengths, T)
+
+
+def _from_own_softmax(masked_softmax, scores, mask, weights) -> bool:
+    """Whether attend's weights are the student's own masked_softmax, and that one is wrong
+    (then its own check says so, and attend is judged only on what does not depend on it)."""
+    try:
+        own = as_array("masked_softmax", masked_softmax(scores, mask))
+    except Exception:  # noqa: BLE001 - a stub or a broken masked_softmax: attend is judged on its own
+        return False
+    if own.shape != weights.shape or not np.allclose(own, weights, rtol=1e-4, atol=1e-6, equal_nan=True):
+        return False
+    try:
+        _softmax_properties("masked_softmax", own, mask)
+        return False
+    except CheckFailed:
+        return True
+
+
+@self_check("attend")
+def check_attend(attend, masked_softmax) -> None:
+    scores, values, mask = _attend_case(6, 5, 3, 4, (5, 3, 1))
+    name = "attend(scores, values, mask) with (T, B, D) = (5, 3, 4), lengths (5, 3, 1)"
+    weights, context = _attend(attend, scores, values, mask, name)
+    if _from_own_softmax(masked_softmax, scores, mask, weights):
+        return                      # fix masked_softmax first: its own check explains what is wrong
+    _softmax_properties(f"weights returned by {name}", weights, mask)
+    # PyTorch's attention with a one-number query 1 and keys = the scores computes softmax(scores) @ values
+    sdpa = torch.nn.functional.scaled_dot_product_attention(
+        torch.ones(3, 1, 1), scores.T[:, :, None], values.transpose(0, 1), attn_mask=mask.T[:, None, :])[:, 0]
+    expect_close(f"context returned by {name}", context, sdpa.numpy(), rtol=1e-4, atol=1e-5,
+                 what="torch.nn.functional.scaled_dot_product_attention with the same weights and values")
+
+
+@self_check("attend: frame order and padding")
+def check_attend_invariances(attend, masked_softmax) -> None:
+    scores, values, mask = _attend_case(7, 6, 2, 3, (6, 4))
+    name = "attend(scores, values, mask)"
+    _, context = _attend(attend, scores, values, mask, name)
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    _, shuffled = _attend(attend, scores[order], values[order], mask[order], name + " with the frames permuted")
+    expect_close("the context after permuting the frames with their values and mask", shuffled, context,
+                 rtol=1e-4, atol=1e-5, what="the context before (a weighted sum ignores the order of its terms)")
+    more_scores, more_values = torch.cat([scores, torch.full((2, 2), 50.0)]), torch.cat([values, torch.full((2, 2, 3), 9.0)])
+    more_mask = _mask((6, 4), 8)
+    weights, padded = _attend(attend, more_scores, more_values, more_mask, name + " with 2 more padded frames")
+    if _from_own_softmax(masked_softmax, more_scores, more_mask, weights):
+        return                      # fix masked_softmax first: its own check explains what is wrong
+    expect_close("the context with 2 more padded frames (scores 50, values 9)", padded, context,
+                 rtol=1e-4, atol=1e-5, what="the context without them (padding must not change it)")
+
+
+# ----------------------------------------------------------------------------- AttentionDecoder.step
+
+@self_check("AttentionDecoder.step")
+def check_decoder_step(AttentionDecoder) -> None:
+    for case, (seed, emb, H, E, T, lengths) in STEP_CASES.items():
+        _check_step(AttentionDecoder, case, seed, emb, H, E, T, lengths)
+
+
+def _check_step(AttentionDecoder, case, seed, emb, H, E, T, lengths) -> None:
+    decoder = AttentionDecoder(V, emb, H, E)
+    try:
+        decoder.load_state_dict(_state(case))
+    except (RuntimeError, KeyError) as error:
+        raise CheckFailed(f"AttentionDecoder({V}, {emb}, {H}, {E}).load_state_dict(...) failed ({error}). Keep "
+                          f"the layers __init__ creates, with their names and sizes.") from None
+    y_prev, s_prev, states, lens = step_inputs(seed, H, E, T, lengths)
+    with torch.no_grad():
+        result = decoder.step(y_prev, s_prev, states, lens)
+    name = f"AttentionDecoder.step with (T, B, H, E) = ({T}, {len(lengths)}, {H}, {E}), lengths {lengths}"
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 3,
+                f"{name} should return (logits, s, weights), got {describe(result)}.")
+    B = len(lengths)
+    logits = _values(f"logits returned by {name}", result[0], (B, V), "B, V")
+    s = _values(f"s returned by {name}", result[1], (B, H), "B, H")
+    weights = _values(f"weights returned by {name}", result[2], (T, B), "T, B")
+    _softmax_properties(f"weights returned by {name}", weights, _mask(lengths, T))
+    expect_close(f"weights returned by {name}", weights, _expected(f"{case}/weights"), rtol=1e-4, atol=1e-5,
+                 what="the reference's weights (query s_prev, keys key(states), scaled dot product)")
+    expect_close(f"s returned by {name}", s, _expected(f"{case}/s"), rtol=1e-4, atol=1e-5,
+                 what="the reference's cell([embed(y_prev); context], s_prev), context from the values = states")
+    expect_close(f"logits returned by {name}", logits, _expected(f"{case}/logits"), rtol=1e-4, atol=1e-5,
+                 what="the reference's out([s; context])")
