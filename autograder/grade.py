@@ -334,7 +334,7 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, pr
     ``jobs`` processes grade at once (default: the number of cores); with ``scheduler`` (a Dask
     address such as ``tcp://host:8786``, or a ``distributed.Client``) the cluster does.
     """
-    submissions, out = Path(submissions), Path(out)
+    submissions, out = Path(submissions).absolute(), Path(out).absolute()   # nbgrader changes directory
     jobs = jobs or os.cpu_count() or 1
     students, labs = students_and_labs(submissions, labs)
     if out.resolve().is_relative_to(submissions.resolve()):

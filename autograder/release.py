@@ -37,7 +37,10 @@ def generate(lab: str, course_root: Path) -> Path:
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.generate_assignment(lab, force=True, create=True)
     if not result["success"]:
-        raise ReleaseError(f"nbgrader could not generate {lab}:\n{result['error'] or result['log']}")
+        lines = [line.strip() for line in (result.get("log") or result.get("error") or "").splitlines()
+                 if line.strip() and "Traceback" not in line and not line.startswith(("File ", "^"))]
+        errors = [line for line in lines if "Error" in line or "error" in line] or lines or ["?"]
+        raise ReleaseError(f"nbgrader could not generate {lab}: {errors[-1]}")
     return course_root / "release" / lab / f"{lab}.ipynb"
 
 
