@@ -146,7 +146,9 @@ def test_bibliography_keys_and_citations():
 
 
 def _code_cells(page: Path) -> list[str]:
-    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    """The source of each code cell, without its YAML header (``---`` ... ``---``)."""
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    return [cell[4:].partition("\n---\n")[2] if cell.startswith("---\n") else cell for cell in cells]
 
 
 def test_book_does_not_define_lab_functions():
@@ -167,3 +169,106 @@ def test_chapter_one_teaches_the_seed_points():
         assert quote in text, f"chapter 1 does not quote {quote!r}"
     for key in ["elman1990", "bengio1994", "pascanu2013"]:
         assert key in text
+
+
+# ------------------------------------------------------------ numbers, figures, backslashes
+
+RESULTS = BOOK / "results"
+# A number in a chapter's prose: a fraction (0.92), a value with two or more decimals
+# (1.04, 12.25) or a percentage with decimals (12.5%). Counts, sizes and section numbers
+# (2.5, 40, 16,000) are definitions, not results.
+RESULT_NUMBER = re.compile(r"(?<![\w.$\\])(0\.\d+|\d+\.\d{2,}|\d+\.\d+\s?%)(?![\w.]*\d)")
+
+
+def _prose(text: str) -> str:
+    """A chapter's text without code cells, math, inline code, roles and directives."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
+    text = re.sub(r"(?<!\\)\$[^$\n]+\$", "", text)
+    text = re.sub(r"\{[\w:-]+\}`[^`]*`", "", text)
+    text = re.sub(r"`[^`]*`", "", text)
+    text = re.sub(r"^#.*$", "", text, flags=re.M)                      # headings: "## 0.4 ..."
+    text = re.sub(r"(?i)\b(section|chapter|§)\s*\d+(\.\d+)*", "", text)   # "section 2.5"
+    return text
+
+
+def _committed_numbers(files=None) -> set[str]:
+    """Every number in the given result files (default: all of book/results), as prose could round it."""
+    import json
+
+    def walk(value):
+        if isinstance(value, bool):
+            return
+        if isinstance(value, (int, float)):
+            yield float(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from walk(v)
+
+    numbers = set()
+    for path in (RESULTS.glob("*.json") if files is None else files):
+        for value in walk(json.loads(path.read_text())):
+            for digits in range(1, 5):
+                numbers.add(f"{value:.{digits}f}")
+                numbers.add(f"{100 * value:.{digits}f}")
+    return numbers
+
+
+@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("ch[0-9][0-9]_*.md")))
+def test_chapter_states_no_number_that_no_committed_result_holds(chapter):
+    """A measured number in a chapter is glued from a committed result, never typed.
+
+    The page loads book/results/<name>.json and glues each number into the prose
+    ({glue:text}`name:.2f`); a number typed into the prose must at least be one that a
+    committed result file the page loads holds, so a claim without a committed run
+    cannot hide there.
+    """
+    text = (BOOK / chapter).read_text(encoding="utf-8")
+    loaded = [RESULTS / name for name in sorted(set(re.findall(r"results/([\w.-]+\.json)", text)))
+              if (RESULTS / name).is_file()]
+    committed = _committed_numbers(loaded)
+    unbacked = sorted({m.group(1).rstrip("% ") for m in RESULT_NUMBER.finditer(_prose(text))}
+                      - committed)
+    assert not unbacked, (f"{chapter} states {unbacked} in its prose, which no result file it "
+                          f"loads ({[p.name for p in loaded]}) holds: glue the number from the "
+                          f"result that measured it")
+
+
+def _figure_cells(page: Path):
+    """(metadata text, source) of each code cell of a chapter that draws a figure."""
+    for match in re.finditer(r"```\{code-cell\}[^\n]*\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+        cell = match.group(1)
+        header = ""
+        if cell.startswith("---\n"):
+            header, _, cell = cell[4:].partition("\n---\n")
+        if "plt.show()" in cell:
+            yield header, cell
+
+
+@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("ch[0-9][0-9]_*.md")))
+def test_every_figure_has_a_numbered_caption(chapter):
+    """A cell that draws a figure carries MyST-NB figure metadata: a caption and a name."""
+    for header, cell in _figure_cells(BOOK / chapter):
+        first = cell.strip().splitlines()[0]
+        assert "figure:" in header and "caption:" in header and "name:" in header, (
+            f"{chapter}: the figure drawn by the cell starting {first!r} has no numbered "
+            f"caption (mystnb: figure: caption/name metadata)")
+
+
+def _lab_markdown() -> list[tuple[str, str]]:
+    from autograder.course import student_notebook
+    return [(lab, cell.source) for lab in lab_names() if student_notebook(lab).exists()
+            for cell in nbformat.read(student_notebook(lab), as_version=4).cells
+            if cell.cell_type == "markdown"]
+
+
+def test_no_raw_backslash_escape_in_text_mode_math():
+    r"""``\texttt{dh\_next}`` shows its backslash in MathJax; ``\mathtt{dh\_next}`` does not."""
+    texts = [(page.name, page.read_text(encoding="utf-8")) for page in BOOK.glob("*.md")]
+    for name, text in texts + _lab_markdown():
+        for group in re.findall(r"\\(?:texttt|text|textrm|textbf|textit|mbox)\{([^{}]*)\}", text):
+            assert "\\_" not in group and "\\%" not in group and "\\&" not in group, (
+                f"{name}: \\text-mode group {{{group}}} would show its backslash: use \\mathtt")
