@@ -139,27 +139,31 @@ def main() -> None:
     args = parser.parse_args()
     config = dict(CONFIG, steps=args.steps)
     torch.set_num_threads(config["threads"])
+    trained, phrases = {}, None
+    for score in args.scores:
+        if score == "phrases":
+            phrases = train_phrases(PHRASES)
+            print(f"phrases: test accuracy {phrases['test_accuracy']}")
+            continue
+        trained[score] = train_speech(score, config, args.contention)
+        print(f"{score}: {trained[score]['train_seconds']} s; accuracy by length "
+              f"{trained[score]['accuracy_by_length']}")
+    # merge into the file as it is now (another run may have written its model meanwhile)
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result.update(fields=FIELDS, split="test_by_length", config=config,
                   machine=f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread"
                           + ("s" if config["threads"] > 1 else ""))
-    models = result.setdefault("models", {})
-    weights = result.setdefault("weights", {})
+    models, weights = result.setdefault("models", {}), result.setdefault("weights", {})
     if CH02.exists():
         ch02 = json.loads(CH02.read_text())
         if ch02["config"] != config:
             print("warning: ch02_bottleneck.json was trained with another config; rerun it")
-        models["none"] = {k: v for k, v in ch02.items()
-                          if k not in ("fields", "config", "machine", "split")}
-    for score in args.scores:
-        if score == "phrases":
-            result["phrases"] = train_phrases(PHRASES)
-            print(f"phrases: test accuracy {result['phrases']['test_accuracy']}")
-            continue
-        models[score] = train_speech(score, config, args.contention)
+        models["none"] = {k: v for k, v in ch02.items() if k not in ("fields", "config", "machine", "split")}
+    for score, model in trained.items():
+        models[score] = model
         weights[score] = f"ch03_{score}.pt"
-        print(f"{score}: {models[score]['train_seconds']} s; accuracy by length "
-              f"{models[score]['accuracy_by_length']}")
+    if phrases is not None:
+        result["phrases"] = phrases
     result["models"] = {k: models[k] for k in ("none", "dot", "location") if k in models}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
