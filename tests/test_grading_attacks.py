@@ -42,8 +42,42 @@ EXPECTED_FAILURES = {
     "fault_huge_return": NORMS,
     "fault_slow_function": NORMS,
     "fault_exit_during_call": NORMS,
+    # issue 14: the repository beyond speechcourse is not mounted (class 14)
+    "reach_speechmodels": NORMS,
+    # script injection: graded normally; its feedback page is inert (class 10, test_feedback_browser.py)
+    "xss_written_answer": set(),
+    # host paths and name: graded normally; none reaches the feedback (class 7)
+    "print_host_paths": set(),
+    # forged, flooding and oversized frames end the session: only the cell that sent them is lost (class 8)
+    "forge_events": CLIP,
+    "giant_frame": CLIP,
+    "unsolicited_reply": NORMS,
+    # scratch space bounded and gone with the sandbox (class 13)
+    "fill_scratch": set(),
+    # honest, with a cell over 64 KiB: read whole, full marks (class 8)
+    "honest_big_cell": set(),
 }
 
+# The catalogue by class of issue 14: class -> (what it is, {student: expected score out of 20}).
+# Students named attack-* are the fixtures above; malformed-* are built in test_grading_intake.py.
+# Fidelity classes 1-5 and 12 have their fixtures in tests/fixtures/<lab>/ (EXPECTED_FAILURES in
+# tests/test_ch0{1,2}_*.py, graded end to end by test_grading_scores.py and test_grading_ch02_seq2seq.py).
+CATALOGUE = {
+    6: ("one submission must not stop the run: a FIFO, a folder, a link to /dev/zero, a huge file",
+        {"malformed-notebook_is_fifo": 0, "malformed-notebook_is_folder": 0, "malformed-link_to_dev_zero": 0,
+         "malformed-huge_sparse_notebook": 0}),
+    7: ("links out of the submissions folder are not followed; host paths stay out of the feedback",
+        {"malformed-notebook_links_to_solution": 0, "malformed-lab_folder_links_to_solutions": 0,
+         "malformed-dangling_link": 0, "attack-print_host_paths": 20}),
+    8: ("forged, flooding, oversized frames cost their cell; an honest 70 kB cell costs nothing",
+        {"attack-forge_events": 17, "attack-giant_frame": 17, "attack-unsolicited_reply": 17,
+         "attack-honest_big_cell": 20}),
+    10: ("script injection: graded normally, feedback inert (test_feedback_browser.py)",
+         {"attack-xss_written_answer": 20, "malformed-html_in_names": 20}),
+    13: ("scratch space bounded and gone with the sandbox", {"attack-fill_scratch": 20}),
+    14: ("speechmodels, solutions and autograder are not reachable from the sandbox",
+         {"attack-reach_speechmodels": 17}),
+}
 
 def test_catalogue_is_complete():
     on_disk = {path.stem for path in (FIXTURES / "attacks").glob("*.py")}
@@ -72,3 +106,19 @@ def test_failure_messages_are_sentences(graded):
     killed = graded["results"]["attack-fault_exit_during_call"]
     message = {test.grade_id: test.message for test in killed.tests}["test_gradient_norms_values"]
     assert "exited" in message or "died" in message, message
+
+
+@pytest.mark.parametrize("number", sorted(CATALOGUE))
+def test_each_attack_class_scores_what_its_catalogue_entry_says(graded, number):
+    _, expected = CATALOGUE[number]
+    got = {student: graded["results"][student].score for student in expected}
+    assert got == expected, {student: graded["results"][student].notes for student in expected}
+
+
+def test_no_host_path_reaches_the_feedback(graded):
+    repo = str(Path(__file__).resolve().parents[1])
+    for path in (graded["out"] / "feedback").rglob("*.html"):
+        text = path.read_text()
+        assert repo not in text and "/tmp/grade-" not in text and "/tmp/course-" not in text, path
+    page = next(p for p in (graded["out"] / "feedback").rglob("*.html") if "print_host_paths" in str(p))
+    assert "host: /opt/venv" in page.read_text() and "sandbox" in page.read_text()
