@@ -47,7 +47,7 @@ grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into 
 formgrader: setup ## Open nbgrader's formgrader on the graded class in OUT=<dir> (http://localhost:PORT/formgrader)
 	@test -f $(OUT)/gradebook.db || { echo "$(OUT) holds no graded class: run make grade SUBMISSIONS=<dir> OUT=$(OUT) first"; exit 2; }
 	cd $(OUT) && $(BIN)/jupyter lab --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
-	  --ServerApp.default_url=/formgrader
+	  --LabApp.default_url=/formgrader
 
 export: setup ## Export OUT=<dir>'s grades, manual marks included: nbgrader_grades.csv and final_grades.csv [FORMAT=canvas]
 	@test -f $(OUT)/gradebook.db || { echo "$(OUT) holds no graded class: run make grade SUBMISSIONS=<dir> OUT=$(OUT) first"; exit 2; }
