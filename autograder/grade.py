@@ -38,7 +38,7 @@ from tqdm import tqdm
 from . import gradebook as course_gradebook
 from .course import SOLUTIONS, lab_names, source_notebook
 from .ids import display_id, id_notes, internal_id
-from .intake import find_notebook, prepare
+from .intake import MAX_NOTEBOOK_BYTES, UnreadableFile, find_notebook, prepare, read_regular_file
 from .job import grade_task, limits_as_data, notebook_json
 from .release import generate
 from .sandbox import Limits
@@ -47,7 +47,6 @@ CSV_COLUMNS = ["student_id", "lab", "score", "max_score", "manual_max_score", "s
 GRADER_FILES = [Path(__file__).parent / name for name in
                 ("grade.py", "job.py", "intake.py", "preprocessors.py", "sandbox.py", "harness.py", "wire.py",
                  "hidden.py", "calls.py", "skipping.py", "feedback.py")]
-MAX_NOTEBOOK_BYTES = 32 << 20     # a bigger file is not read (a notebook of plots is a few MB)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # what a spreadsheet reads as a formula
 tqdm.monitor_interval = 0   # no monitor thread: a one-job run forks for the bounded feedback step
 
@@ -147,18 +146,9 @@ def _feedback_page(result: Result, reason: str) -> str:
 def read_regular(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes | None:
     """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) under ``cap``."""
     try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        return read_regular_file(path, cap)
+    except UnreadableFile:
         return None
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
-            return None
-        with os.fdopen(handle, "rb", closefd=False) as stream:
-            data = stream.read(cap + 1)
-        return data if len(data) <= cap else None
-    finally:
-        os.close(handle)
 
 
 def _kind(path: Path) -> str:
