@@ -122,3 +122,27 @@ def test_no_host_path_reaches_the_feedback(graded):
         assert repo not in text and "/tmp/grade-" not in text and "/tmp/course-" not in text, path
     page = next(p for p in (graded["out"] / "feedback").rglob("*.html") if "print_host_paths" in str(p))
     assert "host: /opt/venv" in page.read_text() and "sandbox" in page.read_text()
+
+
+def test_the_notebook_budget_bounds_every_call_of_a_hidden_test():
+    """A function that ignores the inside alarm and takes just under the call timeout, called
+    50 times by one test, cannot keep the grader past the notebook's budget (class 9)."""
+    import time
+
+    from autograder.hidden import HiddenTests
+    from autograder.sandbox import Limits, grade_in_sandbox
+
+    def many_calls(student):
+        for _ in range(50):
+            student.slow()
+
+    tests = HiddenTests(test_slow=many_calls)
+    cells = [{"index": 0, "kind": "code", "source": "import signal, time\n"
+              "signal.signal(signal.SIGALRM, signal.SIG_IGN)\ndef slow():\n    time.sleep(2)\n"},
+             {"index": 1, "kind": "test", "grade_id": "test_slow"}]
+    limits = Limits(cell_timeout=10, call_timeout=3, notebook_budget=12, grace=1)
+    started = time.monotonic()
+    report = grade_in_sandbox(cells, tests, limits)
+    assert time.monotonic() - started < limits.notebook_budget + 10
+    assert not report.verdicts["test_slow"].passed
+    assert "budget" in report.verdicts["test_slow"].message + " ".join(report.notes)

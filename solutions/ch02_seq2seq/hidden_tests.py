@@ -121,9 +121,22 @@ def _(student):
                      rtol=1e-4, atol=1e-5,
                      what="F.cross_entropy(..., ignore_index=PAD), the mean over real tokens")
         _expect_differentiable("masked_cross_entropy(logits, targets)", call, "logits")
+        if pad:   # the lab says inputs are not modified: e.g. no targets[targets == PAD] = -100
+            _expect_inputs_kept("masked_cross_entropy", ("logits", "targets"), (logits, targets),
+                                student.observe.masked_cross_entropy(logits.clone(), targets.clone()))
         expect_close(f"the gradient of masked_cross_entropy with respect to logits, (U, B) = ({U}, {B})",
                      call.grads["0"], leaf.grad.numpy(), rtol=1e-3, atol=1e-6,
                      what="the gradient of F.cross_entropy(..., ignore_index=PAD)")
+
+
+def _expect_inputs_kept(function, names, before, observed):
+    """Fail if ``function`` changed an argument in place (the lab says inputs are not modified)."""
+    changed = observed.changed(list(before))
+    for index, name in enumerate(names):
+        changed = [path.replace(f"args[{index}]", name) for path in changed]
+    expect_true(not changed,
+                f"{function} changed its argument {', '.join(changed)} in place; the caller still "
+                f"needs it. Work on a copy or on new tensors (the lab says inputs are not modified).")
 
 
 def _expect_differentiable(name, call, towards):
@@ -163,7 +176,10 @@ def _shift_case(seed, lengths):
 
 def _shifted(student, labels, lengths, which):
     N, B = labels.shape
-    result = _pair("shift_targets(labels, lengths)", student.shift_targets(labels.clone(), lengths.clone()))
+    call = student.observe.shift_targets(labels.clone(), lengths.clone())
+    if which == "y_in":   # the lab says inputs are not modified (costs this one cell)
+        _expect_inputs_kept("shift_targets", ("labels", "lengths"), (labels, lengths), call)
+    result = _pair("shift_targets(labels, lengths)", call.value)
     index = {"y_in": 0, "y_out": 1}[which]
     expect_dtype(f"{which} returned by shift_targets (token ids: the lab asks for long tensors)",
                  result[index], "int64")
