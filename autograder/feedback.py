@@ -242,6 +242,23 @@ def _summary(tests: list[dict], written: list[tuple[str, float]], manual: dict) 
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _page(lab: str, body: str) -> str:
+    clean = _cleaner.clean(body)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f'<meta name="referrer" content="no-referrer">'
+            f"<title>{html.escape(lab)}: feedback</title><style>{STYLE}</style></head>"
+            f"<body>{clean}</body></html>\n")
+
+
+def plain_page(lab: str, status: str, reason: str, score: float, max_score: float, notes: list[str]) -> str:
+    """The page for a submission that could not be graded (no notebook to show): same shell, same rules."""
+    items = "".join(f"<li>{html.escape(redact(str(note)))}</li>" for note in notes)
+    return _page(lab, f"<header><h1>{html.escape(lab)}: {html.escape(status)}</h1></header>"
+                      f"<p>{html.escape(redact(reason))}</p><p>Score: {_points(score)} / {_points(max_score)}</p>"
+                      f"<ul>{items}</ul>")
+
+
 def render_feedback(notebook, lab: str, tests: list[dict] | None = None, manual: dict | None = None,
                     notes: list[str] | None = None) -> str:
     """The whole feedback page for an autograded ``notebook``, as sanitised HTML."""
@@ -290,12 +307,7 @@ def render_feedback(notebook, lab: str, tests: list[dict] | None = None, manual:
     body = (f"<header><h1>{html.escape(lab)}: feedback</h1><p>Tests: <strong>{_points(score)} / "
             f"{_points(total)}</strong> points{html.escape(waiting)}.</p></header>{notes_html}"
             f"{_summary(tests, written, manual)}<main>{''.join(cells)}</main>")
-    clean = _cleaner.clean(body)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f'<meta name="referrer" content="no-referrer">'
-            f"<title>{html.escape(lab)}: feedback</title><style>{STYLE}</style></head>"
-            f"<body>{clean}</body></html>\n")
+    return _page(lab, body)
 
 
 def write_feedback(autograded: Path, page: Path, lab: str, tests: list[dict] | None = None,

@@ -134,11 +134,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _feedback_page(result: Result, reason: str) -> str:
     """A plain page for when nbgrader's own feedback cannot be made."""
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(result.lab)}: feedback"
-            f"</title></head><body><h1>{html.escape(result.lab)}: {html.escape(result.status)}</h1>"
-            f"<p>{html.escape(reason)}</p><p>Score: {_points(result.score)} / {_points(result.max_score)}</p>"
-            f"<ul>{notes}</ul></body></html>")
+    from .feedback import plain_page   # the same shell as every feedback page: escaped, CSP, no host paths
+    return plain_page(result.lab, result.status, reason, result.score, result.max_score, result.notes)
 
 
 # --- reading the submissions folder without trusting it ------------------------------------

@@ -103,7 +103,7 @@ def static_problems(text: str) -> list[str]:
     parser = _Tags()
     parser.feed(text)
     problems = parser.problems
-    if text.count("<style>") != 1:
+    if text.count("<style") > 1:
         problems.append("a <style> that is not the page's own")
     if str(REPO) in text:
         problems.append("the repository path")
