@@ -326,3 +326,19 @@ def write_feedback(autograded: Path, page: Path, lab: str, tests: list[dict] | N
     partial.write_text(text, encoding="utf-8")
     partial.replace(page)
     return True
+
+
+def manual_marks(db_url: str, course_id: str, lab: str, student: str) -> dict:
+    """grade_id -> points a person gave, for the written answers already marked in the gradebook.
+
+    Pass it as ``manual`` to :func:`write_feedback` when feedback is made again after manual
+    grading; answers not yet marked are absent, and read "awaiting manual grading".
+    """
+    from nbgrader.api import Gradebook
+    marks = {}
+    with Gradebook(db_url, course_id) as gradebook:
+        notebook = gradebook.find_submission_notebook(lab, lab, student)
+        for grade in notebook.grades:
+            if grade.manual_score is not None and grade.cell_type == "markdown":
+                marks[grade.name] = float(grade.manual_score)
+    return marks
