@@ -117,6 +117,10 @@ def _open(browser, site: str, path: str):
     page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
     page.on("response", lambda response: response.status >= 400
             and problems.append(f"HTTP {response.status}: {response.url}"))
+    # any script error on the page, or anything it logs as an error, is a problem
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda message: message.type == "error"
+            and problems.append(f"console error: {message.text}"))
     page.goto(site + path, wait_until="networkidle")
     return page, problems
 
@@ -258,3 +262,61 @@ def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
     assert not boxes, f"{len(boxes)} of {count} elements with Korean drew it with a system font: {boxes[:2]}"
     assert not problems, problems
     page.close()
+
+
+# ------------------------------------------------------------------ layout, text, captions
+
+PAGES = [f"book/{chapter}.html" for chapter in CHAPTERS] + \
+        [f"labs/{lab}/{lab}.html" for lab in lab_names()]
+
+# Display math and code blocks (source and output) that are wider than their column: the
+# reader sees them cut off, or has to scroll each one sideways.
+_OVERFLOWING = """() => [...document.querySelectorAll(
+      'mjx-container[display="true"], div.highlight pre, div.cell_output pre, div.output pre')]
+    .filter(el => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1)
+    .map(el => `${el.tagName.toLowerCase()} ${el.scrollWidth}px in ${el.clientWidth}px: `
+               + el.textContent.trim().slice(0, 70))"""
+# a backslash escape that reached the reader: "dh\_next", "max\_norm"
+_RAW_BACKSLASH = re.compile(r"\\[_%&#$]")
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+@pytest.mark.parametrize("path", PAGES)
+def test_no_math_or_code_wider_than_its_column(browser, site, path, width):
+    page, problems = _open(browser, site, path)
+    page.set_viewport_size({"width": width, "height": 900})
+    if page.locator("mjx-container").count() or "$" in page.content():
+        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+    page.wait_for_timeout(300)                 # MathJax lays out again after the resize
+    wide = page.evaluate(_OVERFLOWING)
+    assert not wide, f"{path} at {width} px: split the equation or wrap the line: {wide[:4]}"
+    assert not problems, problems
+    page.close()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_raw_backslash_reaches_the_reader(browser, site, path):
+    page, problems = _open(browser, site, path)
+    if "$" in page.content() or page.locator("mjx-container").count():
+        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+    text = page.evaluate("() => document.querySelector('main, article, body').innerText")
+    raw = sorted({text[max(0, m.start() - 20):m.end() + 10] for m in _RAW_BACKSLASH.finditer(text)})
+    assert not raw, f"{path} shows backslash escapes to the reader: {raw[:4]}"
+    assert not problems, problems
+    page.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_figure_has_a_numbered_caption(book, chapter):
+    """Each image a chapter's code draws sits in a <figure> with a "Fig. N" caption."""
+    text = (book / "book" / f"{chapter}.html").read_text()
+    image = re.compile(r"<img[^>]+src=\"([^\"]*_images/[^\"]+)\"")
+    images = set(image.findall(text))
+    figures = re.findall(r"<figure[^>]*>(.*?)</figure>", text, re.S)
+    captioned = {src for f in figures if "<figcaption" in f
+                 and re.search(r"Fig\.\s*(</span>\s*<span[^>]*>)?\s*\d", f)
+                 for src in image.findall(f)}
+    assert images, f"{chapter} draws no figure"
+    assert images <= captioned, (
+        f"{chapter}: {len(images - captioned)} of {len(images)} figures have no numbered "
+        f"caption (give the cell mystnb figure metadata: caption and name)")
