@@ -296,3 +296,13 @@ def test_backward_mistakes_are_named_in_words(fixture, words):
     hidden = hidden_results(submission(fixture))
     assert any(words in str(e) for e in visible.values() if e is not None), visible
     assert any(words in message for ok, message in hidden.values() if not ok), hidden
+
+
+def test_a_failed_self_check_shows_one_sentence_and_no_traceback():
+    """IPython prints what _render_traceback_ returns instead of the traceback."""
+    from speechcourse.selfcheck import SelfCheckFailed
+    with pytest.raises(SelfCheckFailed) as failure:
+        selfcheck.check_rnn_step(lambda x, h, Wxh, Whh, bh: x @ Wxh + h @ Whh + bh)
+    lines = failure.value._render_traceback_()
+    assert len(lines) == 1 and "apply tanh" in lines[0]
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__
