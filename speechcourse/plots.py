@@ -254,3 +254,33 @@ def plot_self_attention(T: int = 6, query: int = 3, weights=None, ax=None):
     ax.set_ylim(-0.5, 2.5)
     ax.axis("off")
     return ax
+
+
+def plot_region_attention(regions: Sequence[Sequence[str]], path: Sequence[tuple[int, int]],
+                          words: Sequence[str], ax=None, title: str = ""):
+    """Draw an image as a grid of named regions and the order in which caption words attend to them.
+
+    ``regions`` is a grid (rows of region names); ``path[i] = (row, col)`` is the region the
+    ``i``-th caption word ``words[i]`` attends to most. Consecutive words are joined by
+    numbered arrows, so a caption whose words jump around the image (no single scan order,
+    unlike speech, whose words follow the frames) shows as a tangled path.
+    """
+    ax = _axis(ax, figsize=(4.5, 3.5))
+    n_rows, n_cols = len(regions), len(regions[0])
+    for r in range(n_rows):
+        for c in range(n_cols):
+            ax.add_patch(plt.Rectangle((c, n_rows - 1 - r), 1, 1, fill=False, lw=0.8, color="0.6"))
+            ax.text(c + 0.5, n_rows - 0.12 - r, regions[r][c], ha="center", va="top", fontsize=8, color="0.4")
+    centres = [(c + 0.5, n_rows - 1 - r + 0.45) for r, c in path]
+    for i, ((x0, y0), (x1, y1)) in enumerate(zip(centres[:-1], centres[1:])):
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.4, shrinkA=8, shrinkB=8))
+    for i, ((x, y), word) in enumerate(zip(centres, words)):
+        ax.text(x, y - 0.12 * (i % 2), f"{i + 1}. {word}", ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="tab:red", lw=0.8))
+    ax.set_xlim(0, n_cols)
+    ax.set_ylim(0, n_rows)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    return ax

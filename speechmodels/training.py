@@ -59,7 +59,7 @@ CONFIG = {
     "label_smoothing": 0.1,
     "fmasks": 2, "fmask_width": 8,       # frequency masks: up to 8 of 40 mel bands
     "tmasks": 2, "tmask_width": 3,       # time masks: up to 3 encoder steps (240 ms)
-    "steps": 1800, "batch_size": 32,
+    "steps": 1600, "batch_size": 32,
     "lr": 3e-3, "warmup": 0.15, "clip": 1.0,
     "seed": 0, "threads": 1,
 }
