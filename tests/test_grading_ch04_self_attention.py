@@ -1,14 +1,17 @@
 """Lab 4 through the real grader: the solution scores full, the untouched lab zero, and each
 realistic mistake in tests/fixtures/ch04_self_attention loses exactly its points.
 
-The results come from the session's one class run (``graded`` in conftest.py). The cells
-that only train or plot are tagged ``skip-when-grading`` in the instructor notebook, so the
-grader runs none of them: a submission runs its answers and the test cells only.
+The results come from the session's one class run (``graded`` in conftest.py). The lab's
+cells that only train, measure or plot are tagged ``skip-when-grading`` (no hidden test
+depends on them), so the grader does not run them, and every submission's feedback says so.
+While working on this lab: ``GRADED_LABS=ch04_self_attention pytest tests/test_grading_ch04_self_attention.py``.
 """
 from __future__ import annotations
 
+import nbformat
 import pytest
 
+from autograder.course import source_notebook
 from conftest import FIXTURES, failed_tests, lab_results
 from test_ch04_self_attention import EXPECTED_FAILURES, MANUAL_POINTS, TEST_POINTS
 
@@ -49,3 +52,11 @@ def test_every_fixture_is_graded(lab):
     on_disk = {path.stem for path in (FIXTURES / LAB).glob("*.py")}
     assert on_disk == set(EXPECTED_FAILURES)
     assert {f"mistake-{name}" for name in on_disk} <= set(lab)
+
+
+def test_training_and_plotting_cells_are_skipped_and_the_feedback_says_so(graded, lab):
+    tagged = [c for c in nbformat.read(source_notebook(LAB), as_version=4).cells
+              if "skip-when-grading" in c.metadata.get("tags", [])]
+    student = lab["solution"].gradebook_id
+    page = (graded["out"] / "feedback" / student / LAB / f"{LAB}.html").read_text()
+    assert page.count("Not run when graded") == len(tagged) == 5

@@ -9,10 +9,12 @@ References are independent of the student where PyTorch has one:
 ``torch.nn.functional.scaled_dot_product_attention`` for attention and
 ``torch.nn.MultiheadAttention`` for the multi-head layer, whose weights are loaded through the
 mapping the notebook documents (``in_proj_weight.chunk(3)`` -> W_q, W_k, W_v; ``out_proj`` ->
-W_o). Where one part is built on another, it is judged on the student's own other part: the
-encoder layer against the student's own attention module, the encoder against the student's own
-layers and positions. Padding invariance and permutation equivariance are properties, checked
-without any reference.
+W_o). A part built on another is judged against the reference, or against the student's own
+other part only after that part was checked right on the same inputs: the encoder layer first
+with W_o's weight zero (its attention then adds only a bias), the encoder's positions with no
+layers at all. Gradients are checked in the sandbox (``student.gradients``): a module whose
+output is right but detached loses its cell. Padding invariance and permutation equivariance
+are properties, checked without any reference.
 """
 
 import numpy as np
@@ -62,6 +64,46 @@ def _state(module_cls, seed, *args):
     return module, {k: v.clone() for k, v in module.state_dict().items()}
 
 
+def _reference_gradients(module, run, inputs, grad_output):
+    """Gradients of sum(run(*inputs) * grad_output) for the reference: (input grads); the
+    parameters' gradients (if ``module`` is given) are left in its ``.grad``."""
+    if module is not None:
+        module.zero_grad(set_to_none=True)
+    leaves = [tensor.clone().requires_grad_(True) for tensor in inputs]
+    outputs = run(*leaves)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    grad_output = grad_output if isinstance(grad_output, tuple) else (grad_output,)
+    sum((out * g).sum() for out, g in zip(outputs, grad_output) if g is not None).backward()
+    return [leaf.grad.numpy() for leaf in leaves]
+
+
+def _expect_differentiable(name, call, towards):
+    expect_true(call.differentiable,
+                f"{name}: the value is right, but no gradient can flow back to {towards}: "
+                f"{call.reason}. Training calls backward() on this, so build it from torch "
+                f"operations on the tensors you are given.")
+
+
+def _expect_parameter_gradients(name, call, module):
+    """Every parameter of the reference ``module`` got the same gradient in the student's module."""
+    for pname, parameter in module.named_parameters():
+        got = call.params.get(pname, "missing")
+        expect_true(not (isinstance(got, str) and got == "missing"),
+                    f"{name}: the module has no parameter {pname!r}; keep the layers the notebook creates.")
+        expect_true(got is not None,
+                    f"{name}: no gradient reaches the parameter {pname!r}, so training would never change "
+                    f"it. Is something detached (.detach(), .item(), .numpy(), torch.no_grad()) on the "
+                    f"way from it to the output?")
+        expect_close(f"{name}: the gradient of {pname}", got, parameter.grad.numpy(), rtol=1e-3,
+                     atol=1e-5, what="the reference's gradient")
+
+
+def _loaded(module_cls, state, *args):
+    module = module_cls(*args)
+    module.load_state_dict(state)
+    return module
+
+
 def _padding(lengths, T):
     lengths = torch.as_tensor(lengths)
     return torch.arange(T)[None, :] >= lengths[:, None]          # (B, T) True on padding
@@ -101,6 +143,18 @@ def _(student):
                      what="softmax over the keys of q k^T / sqrt(d_k)")
         expect_close(f"out ({what})", out, want, **TOL,
                      what="torch.nn.functional.scaled_dot_product_attention(q, k, v)")
+    # gradients reach q, k and v (training backpropagates through attention)
+    q, k, v = _randn(25, 2, 4, 3), _randn(26, 2, 6, 3), _randn(27, 2, 6, 5)
+    g_out = _randn(28, 2, 4, 5)
+    call = student.gradients(wrt=(0, 1, 2), grad_output=(g_out, None)).scaled_dot_product_attention(q, k, v, None)
+    _expect_differentiable("scaled_dot_product_attention(q, k, v)", call, "q, k and v")
+    wants = _reference_gradients(None, lambda q_, k_, v_: ref.scaled_dot_product_attention(q_, k_, v_)[0],
+                                 [q, k, v], g_out)
+    for key, name, want in zip("012", "qkv", wants):
+        expect_true(call.grads.get(key) is not None,
+                    f"scaled_dot_product_attention: no gradient reaches {name}; is it detached on the way?")
+        expect_close(f"the gradient of out with respect to {name}", call.grads[key], want, rtol=1e-3,
+                     atol=1e-5, what="the gradient of softmax(q k^T / sqrt(d_k)) v")
 
 
 @hidden_test("test_attention_mask")
@@ -197,6 +251,14 @@ def _(student):
                      what="torch.nn.MultiheadAttention's weights per head")
         expect_close(f"out of MultiHeadSelfAttention ({what})", out, want.numpy(), **TOL,
                      what="torch.nn.MultiheadAttention with the same weights")
+        g_out = _randn(75 + seed, T, B, d_model)
+        call = handle.gradients(wrt=(0,), grad_output=(g_out, None)).forward(x, None)
+        _expect_differentiable(f"MultiHeadSelfAttention ({what})", call, "x and the weights")
+        module = _loaded(ref.MultiHeadSelfAttention, state, d_model, n_heads)
+        (want_x,) = _reference_gradients(module, lambda x_: module(x_)[0], [x], g_out)
+        expect_close(f"the gradient of MultiHeadSelfAttention's out with respect to x ({what})", call.grads["0"],
+                     want_x, rtol=1e-3, atol=1e-5, what="the reference's gradient")
+        _expect_parameter_gradients(f"MultiHeadSelfAttention ({what})", call, module)
 
 
 @hidden_test("test_mhsa_key_padding")
@@ -274,31 +336,42 @@ def _sub(state, prefix):
 
 @hidden_test("test_encoder_layer")
 def _(student):
-    """Pre-norm, residual, feed-forward; the attention inside is the student's own module.
-
-    No padding here (the mask only reaches the attention, tested on its own and in the encoder),
-    so that a mistake inside the attention does not make the layer impossible to check.
-    """
+    """Pre-norm, residual, feed-forward. Judged first with W_o's weight set to zero, so that the
+    attention sublayer outputs its bias whatever the attention computes and the layer is judged
+    against the reference on its own; then with every weight, but only where the student's own
+    attention module was first checked right on the same input (its mistakes cost its own cells)."""
     for seed, (lengths, d_model, n_heads, d_ff) in enumerate([([6, 6], 12, 3, 20), ([5, 5, 5], 8, 2, 16),
                                                               ([3], 4, 1, 8)]):
-        _, state = _state(ref.EncoderLayer, 100 + seed, d_model, n_heads, d_ff)
-        layer = _make(student, "EncoderLayer", state, d_model, n_heads, d_ff)
-        attention = _make(student, "MultiHeadSelfAttention", _sub(state, "attention"), d_model, n_heads)
-        T = max(lengths)
-        x = 2 * _randn(110 + seed, T, len(lengths), d_model)
-        pad = _padding(lengths, T)
-        what = f"lengths {lengths}, d_model = {d_model}, n_heads = {n_heads}, d_ff = {d_ff}"
-        out, _ = _pair("EncoderLayer.forward(x, key_padding_mask)", layer.forward(x, pad))
-        out = expect_shape(f"EncoderLayer.forward ({what})", out, (T, len(lengths), d_model), "T, B, d_model")
-        attended = _t(as_array("attention", _mhsa(attention, _layer_norm(x, state, "norm1"), pad, what,
-                                                  n_heads)[0]))
-        middle = x + attended                                             # (T, B, d_model)
-        want = middle + _feed_forward(_layer_norm(middle, state, "norm2"), state)
-        for b, n in enumerate(lengths):
-            expect_close(f"EncoderLayer.forward(x, key_padding_mask)[:{n}, {b}] ({what})", out[:n, b],
-                         want[:n, b].numpy(), **TOL,
-                         what="x + a, then + feed_forward(norm2(x + a)), with a = your attention "
-                              "module applied to norm1(x)")
+        T, B = max(lengths), len(lengths)
+        x = 2 * _randn(110 + seed, T, B, d_model)
+        what = f"T = {T}, B = {B}, d_model = {d_model}, n_heads = {n_heads}, d_ff = {d_ff}"
+        for silent in (True, False):
+            _, state = _state(ref.EncoderLayer, 100 + seed, d_model, n_heads, d_ff)
+            if silent:
+                state["attention.W_o.weight"].zero_()
+            module = _loaded(ref.EncoderLayer, state, d_model, n_heads, d_ff)
+            if not silent:
+                attention = _make(student, "MultiHeadSelfAttention", _sub(state, "attention"), d_model, n_heads)
+                normed = _layer_norm(x, state, "norm1")
+                own = _mhsa(attention, normed, None, what, n_heads)[0]
+                with torch.no_grad():
+                    if not np.allclose(own, module.attention(normed)[0].numpy(), rtol=1e-4, atol=1e-5):
+                        continue          # the attention is wrong (its own cells say so): judge no further
+            layer = _make(student, "EncoderLayer", state, d_model, n_heads, d_ff)
+            out, _ = _pair("EncoderLayer.forward(x, key_padding_mask)", layer.forward(x, None))
+            out = expect_shape(f"EncoderLayer.forward ({what})", out, (T, B, d_model), "T, B, d_model")
+            with torch.no_grad():
+                want = module(x)[0].numpy()
+            case = "with W_o's weight zero, so attention adds only its bias b_o" if silent else "all weights"
+            expect_close(f"EncoderLayer.forward(x) ({what}; {case})", out, want, **TOL,
+                         what="x' = x + attention(norm1(x)), then x' + feed_forward(norm2(x')) (pre-norm)")
+            if silent:
+                g_out = _randn(115 + seed, T, B, d_model)
+                call = layer.gradients(wrt=(0,), grad_output=(g_out, None)).forward(x, None)
+                _expect_differentiable(f"EncoderLayer.forward ({what})", call, "x and the weights")
+                (want_x,) = _reference_gradients(module, lambda x_: module(x_)[0], [x], g_out)
+                expect_close(f"the gradient of EncoderLayer's output with respect to x ({what})",
+                             call.grads["0"], want_x, rtol=1e-3, atol=1e-5, what="the reference's gradient")
 
 
 # ------------------------------------------------------------------------------ encoder
@@ -322,25 +395,31 @@ def _encode(encoder, x, lengths, d_model, n_layers, n_heads):
 
 @hidden_test("test_encoder_positions")
 def _(student):
-    """front, + P before the first layer, the layers, the final norm: built on the student's own parts."""
-    for seed, (T, B, n_in, d_model, n_heads, d_ff, n_layers) in enumerate([(9, 2, 5, 8, 2, 16, 2),
-                                                                          (4, 1, 3, 12, 3, 8, 1),
-                                                                          (6, 3, 4, 4, 1, 8, 3)]):
-        state, encoder = _encoder(student, 120 + seed, n_in, d_model, n_heads, d_ff, n_layers, True)
+    """front, + P before any layer, final norm: an encoder with 0 layers is norm(front(x) + P).
+
+    With no layers the test does not depend on the student's layers; it uses the student's
+    sinusoidal_positions only after checking it right for the same T and d_model.
+    """
+    for seed, (T, B, n_in, d_model) in enumerate([(9, 2, 5, 8), (4, 1, 3, 12), (6, 3, 4, 4)]):
+        P = expect_shape(f"sinusoidal_positions({T}, {d_model})", student.sinusoidal_positions(T, d_model),
+                         (T, d_model), "T, d")
+        expect_true(np.allclose(P, ref.sinusoidal_positions(T, d_model).numpy(), rtol=1e-4, atol=1e-5),
+                    f"Encoder cannot be checked while sinusoidal_positions({T}, {d_model}) is wrong: its "
+                    f"positions are yours (see the test of sinusoidal_positions).")
+        module, state = _state(ref.Encoder, 120 + seed, n_in, d_model, 1, 8, 0, True)
+        encoder = _make(student, "Encoder", state, n_in, d_model, 1, 8, 0, True)
         x, lengths = _randn(130 + seed, T, B, n_in), [T] * B
-        states = _encode(encoder, x, lengths, d_model, n_layers, n_heads)
-        P = _t(as_array(f"sinusoidal_positions({T}, {d_model})", student.sinusoidal_positions(T, d_model)))
-        h = x @ state["front.weight"].T + state["front.bias"] + P[:, None, :]
-        no_padding = torch.zeros(B, T, dtype=torch.bool)
-        for i in range(n_layers):
-            layer = _make(student, "EncoderLayer", _sub(state, f"layers.{i}"), d_model, n_heads, d_ff)
-            h = _t(as_array("EncoderLayer.forward", _pair("EncoderLayer.forward",
-                                                          layer.forward(h, no_padding))[0]))
-        want = _layer_norm(h, state, "norm")
-        expect_close(f"Encoder.forward states (T = {T}, B = {B}, {n_layers} layers, positions on)", states,
-                     want.numpy(), **TOL,
-                     what="norm(layers(front(x) + P)) with your sinusoidal_positions added once, to the "
-                          "projected frames, before the first layer")
+        states = _encode(encoder, x, lengths, d_model, 0, 1)
+        with torch.no_grad():
+            want = module(x, torch.tensor(lengths))[0].numpy()
+        expect_close(f"Encoder(..., n_layers=0).forward states (T = {T}, B = {B}, positions on)", states, want,
+                     **TOL, what="norm(front(x) + P), with P added once, to the projected frames, before the "
+                                 "first layer (and so also with no layers at all)")
+        g_out = _randn(135 + seed, T, B, d_model)
+        call = encoder.gradients(wrt=(0,), grad_output=(g_out, [])).forward(x, torch.tensor(lengths))  # no maps
+        _expect_differentiable("Encoder.forward", call, "x and the weights")
+        _reference_gradients(module, lambda x_: module(x_, torch.tensor(lengths))[0], [x], g_out)
+        _expect_parameter_gradients("Encoder.forward", call, module)
 
 
 @hidden_test("test_encoder_padding")

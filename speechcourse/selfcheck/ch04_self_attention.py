@@ -56,6 +56,20 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention) -> None:
         raise CheckFailed("out is softmax(q k^T) v: divide the scores by sqrt(d_k) before the softmax.")
     expect_close("out of scaled_dot_product_attention(q, k, v)", out, want, atol=1e-5,
                  what="torch.nn.functional.scaled_dot_product_attention(q, k, v)")
+    # training backpropagates through attention: the gradients must reach q, k and v
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    mine = scaled_dot_product_attention(*leaves, None)[0]
+    expect_true(isinstance(mine, torch.Tensor) and mine.requires_grad,
+                "out of scaled_dot_product_attention is not connected to q, k and v for autograd: "
+                "use torch operations only (no .detach(), .numpy() or torch.no_grad()).")
+    mine.sum().backward()
+    theirs = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    torch.nn.functional.scaled_dot_product_attention(*theirs).sum().backward()
+    for name, a, b in zip("qkv", leaves, theirs):
+        expect_true(a.grad is not None, f"no gradient reaches {name} through scaled_dot_product_attention.")
+        expect_close(f"the gradient of sum(out) with respect to {name}", a.grad, b.grad.numpy(), atol=1e-4,
+                     what="the gradient through torch.nn.functional.scaled_dot_product_attention (is the "
+                          "softmax detached?)")
     _passed("scaled_dot_product_attention")
 
 
