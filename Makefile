@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # nbgrader runs alembic as a subprocess, so the venv's bin must be on PATH.
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
-LABS := ch01_vanilla_rnn ch02_seq2seq ch03_attention ch04_self_attention
+LABS := ch01_vanilla_rnn ch02_seq2seq ch03_attention ch04_self_attention ch05_autoregression
 SUBMISSIONS ?= submissions
 OUT ?= out
 JOBS ?= 0

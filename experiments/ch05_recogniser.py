@@ -1,0 +1,254 @@
+"""Chapter 5's measurements: the capstone recogniser, its search, its cache, exposure bias and
+what the causal mask is for.
+
+Two parts, each its own process (they can run side by side on the two cores):
+
+    python experiments/ch05_recogniser.py capstone   # the recogniser, by the one recipe (CONFIG)
+    python experiments/ch05_recogniser.py masks      # the causal-mask ablation (three short runs)
+    python experiments/ch05_recogniser.py capstone --steps 5 --out /tmp/smoke.json   # a smoke run
+
+``capstone`` trains `speechmodels.recogniser.Recogniser` (chapter 4's self-attention encoder,
+a causal self-attention decoder with cross-attention) with `speechmodels.training.train` and
+`CONFIG`, the budget chapters 2-4 share, then measures on voices never heard in training:
+sequence accuracy, WER and CER (`test`), accuracy and WER by length (`test_by_length`), beam
+widths 1, 2, 4, 8 (accuracy, WER, seconds), the key/value cache's speed-up against output
+length, and exposure bias. It writes book/results/ch05_recogniser.json and the float16
+state_dict ch05_recogniser.pt (about 1 MB) that the chapter loads for attention maps.
+
+``masks`` trains the same model for MASK_STEPS steps with each decoder mask ("causal",
+"none", "off_by_one") and records the training loss against greedy decoding on `test`:
+book/results/ch05_mask_ablation.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechcourse.corpus import DIGIT_VOCAB, load_split
+from speechmodels.batches import make_batch
+from speechmodels.decoding import beam_decode, greedy
+from speechmodels.metrics import cer, wer
+from speechmodels.recogniser import DECODER, ENCODER, Recogniser, decoder_mask
+from speechmodels.training import CONFIG, batch_tensors, mean_every, score_by_length, sequence_loss, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "book" / "results"
+OUT = RESULTS / "ch05_recogniser.json"
+MASKS_OUT = RESULTS / "ch05_mask_ablation.json"
+BEAMS = (1, 2, 4, 8)
+CACHE_LENGTHS = (8, 16, 32, 64, 128)
+MASK_STEPS = 300
+EXTRA = 3           # decode at most (longest reference + EXTRA) symbols
+CONTENTION = ("a 2-core machine shared with six other helpers' jobs (load average 14-20 while this ran), "
+              "so wall seconds are far above CPU seconds; CPU seconds are the process's own")
+
+
+def text(tokens) -> str:
+    return DIGIT_VOCAB.decode(list(tokens) + [DIGIT_VOCAB.eos])
+
+
+def encode_split(model, split, index):
+    batch = make_batch(split, index)
+    x, x_lengths, y_in, y_out = batch_tensors(batch)
+    with torch.no_grad():
+        memory, pad = model.encode(x, x_lengths)
+    return batch, memory, pad, y_in, y_out
+
+
+def transcribe(model, split, decode, batch_size: int = 100) -> list[str]:
+    hyps = []
+    for start in range(0, len(split), batch_size):
+        batch, memory, pad, _, _ = encode_split(model, split, range(start, min(start + batch_size, len(split))))
+        hyps += [text(t) for t in decode(memory, pad, int(batch.label_lengths.max()) + EXTRA)]
+    return hyps
+
+
+def scores(references, hypotheses) -> dict:
+    w, c = wer(references, hypotheses), cer(references, hypotheses)
+    return {"sequence_accuracy": round(w["sequence_accuracy"], 4), "wer": round(w["rate"], 4),
+            "cer": round(c["rate"], 4), "substitutions": w["substitutions"], "deletions": w["deletions"],
+            "insertions": w["insertions"], "reference_words": w["reference_units"]}
+
+
+def beam_table(model, split) -> list[dict]:
+    rows = []
+    for beam in BEAMS:
+        started, cpu = time.perf_counter(), time.process_time()
+        hyps = transcribe(model, split, lambda m, p, n: beam_decode(model.decoder, m, p, beam, n, 1.0))
+        rows.append({"beam": beam, **scores(split.texts, hyps), "seconds": round(time.perf_counter() - started, 2),
+                     "cpu_seconds": round(time.process_time() - cpu, 2)})
+    return rows
+
+
+def cache_speedup(model, split, repeats: int = 3) -> list[dict]:
+    """Seconds to generate exactly U symbols (no stop at </s>), with and without the cache."""
+    rows = []
+    for B in (1, 32):
+        _, memory, pad, _, _ = encode_split(model, split, range(B))
+        for U in CACHE_LENGTHS:
+            times = {}
+            for cache in (True, False):
+                best = float("inf")
+                for _ in range(repeats):
+                    started = time.process_time()
+                    out = greedy(model.decoder, memory, pad, U, cache=cache, stop_at_eos=False)
+                    best = min(best, time.process_time() - started)
+                times[cache] = best
+                assert all(len(o) == U for o in out)
+            rows.append({"batch": B, "symbols": U, "cached_seconds": round(times[True], 4),
+                         "uncached_seconds": round(times[False], 4),
+                         "speedup": round(times[False] / times[True], 2)})
+    return rows
+
+
+def exposure_bias(model, split) -> dict:
+    """Per-symbol accuracy with the gold prefix, free-running, and after one wrong earlier digit."""
+    batch, memory, pad, y_in, y_out = encode_split(model, split, range(len(split)))
+    U, B = y_out.shape
+    real = y_out != DIGIT_VOCAB.pad                                      # (U, B): digits and </s>
+    with torch.no_grad():
+        gold = model.decoder(y_in, memory, pad, decoder_mask("causal", U)).argmax(-1)      # (U, B)
+        free = torch.full_like(y_out, DIGIT_VOCAB.pad)
+        for b, tokens in enumerate(greedy(model.decoder, memory, pad, U)):
+            tokens = (tokens + [DIGIT_VOCAB.eos])[:U]
+            free[:len(tokens), b] = torch.tensor(tokens, dtype=torch.long)
+        wrong = y_in.clone()                                             # the first digit, changed
+        wrong[1] = torch.where(y_in[1] >= 3, 3 + (y_in[1] - 3 + 5) % 10, y_in[1])
+        after = model.decoder(wrong, memory, pad, decoder_mask("causal", U)).argmax(-1)
+    later = real.clone()
+    later[:1] = False                                                    # symbols after the wrong one
+    several = torch.from_numpy(batch.label_lengths >= 2)[None, :]        # only strings of 2+ digits
+    later &= several
+    first_error = []                                                     # free-running: after the first error
+    for b in range(B):
+        n = int(real[:, b].sum())
+        hits = (free[:n, b] == y_out[:n, b]).tolist()
+        if False in hits:
+            first_error.append(hits.index(False))
+    mean = lambda hits, where: round(float(hits[where].float().mean()), 4)   # noqa: E731
+    return {"teacher_forced_symbol_accuracy": mean(gold == y_out, real),
+            "free_running_symbol_accuracy": mean(free == y_out, real),
+            "later_symbols_gold_prefix": mean(gold == y_out, later),
+            "later_symbols_one_wrong_digit": mean(after == y_out, later),
+            "utterances": B, "symbols": int(real.sum()), "later_symbols": int(later.sum()),
+            "free_running_utterances_with_an_error": len(first_error),
+            "split": split.name}
+
+
+def run_capstone(config: dict, out: Path, trained: Path | None = None) -> dict:
+    """``trained``: a float32 checkpoint {"state", "log"} saved by an earlier run after training."""
+    torch.set_num_threads(config["threads"])
+    torch.manual_seed(config["seed"])
+    train_split = load_split("train", stack=config["stack"])
+    model = Recogniser(train_split.features[0].shape[1], config)
+    if trained is None:
+        log = train(model, train_split, config, log_every=200)
+        torch.save({"state": model.state_dict(), "log": log},            # to evaluate again: --trained
+                   Path(tempfile.gettempdir()) / f"{out.stem}_trained.ckpt")
+    else:
+        checkpoint = torch.load(trained)
+        model.load_state_dict(checkpoint["state"])
+        model.eval()
+        log = checkpoint["log"]
+    test = load_split("test", stack=config["stack"])
+    by_length = load_split("test_by_length", stack=config["stack"])
+    started = time.perf_counter()
+    greedy_decode = lambda m, p, n: greedy(model.decoder, m, p, n)   # noqa: E731
+    test_hyps = transcribe(model, test, greedy_decode)
+    length_hyps = transcribe(model, by_length, greedy_decode)
+    wer_by_length = {}
+    for n in range(1, 11):
+        index = [i for i, t in enumerate(by_length.texts) if len(t.split()) == n]
+        wer_by_length[str(n)] = round(wer([by_length.texts[i] for i in index],
+                                          [length_hyps[i] for i in index])["rate"], 4)
+    examples_tsv = (ROOT / "data" / "wav" / "examples.tsv").read_text().splitlines()[1:]
+    audio = []
+    for line in examples_tsv:
+        name, split_name, index, voice, said = line.split("\t")
+        assert split_name == "test_by_length" and by_length.texts[int(index)] == said
+        audio.append({"wav": name, "index": int(index), "voice": voice, "text": said, "heard": length_hyps[int(index)]})
+    errors = [{"split": "test", "index": i, "voice": test.voices[i], "text": r, "heard": h}
+              for i, (r, h) in enumerate(zip(test.texts, test_hyps)) if r != h]
+    result = {
+        "model": f"self-attention encoder ({ENCODER['n_layers']} pre-norm layers, d = {ENCODER['d_model']}) + "
+                 f"causal self-attention decoder with cross-attention ({DECODER['n_layers']} layers, "
+                 f"d = {DECODER['d_model']}), trained by speechmodels.training.train with CONFIG",
+        "config": config, "encoder": ENCODER, "decoder": DECODER,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": len(log["losses"]),
+        "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1),
+        "loss_every_50_steps": mean_every(log["losses"], 50),
+        "test": scores(test.texts, test_hyps),
+        "test_by_length": {**score_by_length(by_length.texts, length_hyps), "wer_by_length": wer_by_length,
+                           **scores(by_length.texts, length_hyps)},
+        "audio_examples": audio,
+        "errors": errors[:12], "error_count": len(errors),
+        "greedy_eval_seconds": round(time.perf_counter() - started, 1),
+    }
+    result["target_met"] = bool(result["test"]["sequence_accuracy"] >= 0.97 and result["test"]["wer"] <= 0.01)
+    result["beams"] = beam_table(model, test)
+    result["cache"] = cache_speedup(model, test)
+    result["exposure_bias"] = exposure_bias(model, test)
+    result["machine"] = f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s); {CONTENTION}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+               out.with_suffix(".pt"))
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def run_masks(config: dict, steps: int, out: Path) -> dict:
+    torch.set_num_threads(config["threads"])
+    train_split = load_split("train", stack=config["stack"])
+    test = load_split("test", stack=config["stack"])
+    rows = {}
+    for kind in ("causal", "none", "off_by_one"):
+        torch.manual_seed(config["seed"])
+        model = Recogniser(train_split.features[0].shape[1], config, mask=kind)
+        log = train(model, train_split, dict(config, steps=steps), log_every=100)
+        _, memory, pad, y_in, y_out = encode_split(model, test, range(len(test)))
+        with torch.no_grad():                   # the loss it was trained on, on unseen voices, same mask
+            logits = model.decoder(y_in, memory, pad, decoder_mask(kind, y_in.shape[0]))
+        hyps = transcribe(model, test, lambda m, p, n: greedy(model.decoder, m, p, n))
+        rows[kind] = {"final_training_loss": round(float(np.mean(log["losses"][-50:])), 4),
+                      "test_teacher_forced_loss": round(float(sequence_loss(logits, y_out)), 4),
+                      "test_teacher_forced_symbol_accuracy": round(float(
+                          (logits.argmax(-1) == y_out)[y_out != 0].float().mean()), 4),
+                      **scores(test.texts, hyps), "examples": [{"text": r, "heard": h} for r, h in
+                                                               zip(test.texts[:4], hyps[:4])],
+                      "loss_every_50_steps": mean_every(log["losses"], 50),
+                      "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1)}
+    result = {"steps": steps, "config": dict(config, steps=steps), "masks": rows,
+              "note": "training loss with label smoothing 0.1, so about 0.5 is its floor for a perfect copy",
+              "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s); {CONTENTION}"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("part", choices=("capstone", "masks"))
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--trained", type=Path, default=None, help="evaluate this checkpoint instead of training")
+    args = parser.parse_args()
+    if args.part == "capstone":
+        config = dict(CONFIG, steps=args.steps or CONFIG["steps"])
+        result = run_capstone(config, args.out or OUT, args.trained)
+        print(json.dumps({k: result[k] for k in ("test", "train_seconds", "train_cpu_seconds", "target_met")}))
+    else:
+        result = run_masks(CONFIG, args.steps or MASK_STEPS, args.out or MASKS_OUT)
+        print(json.dumps({k: {m: v for m, v in r.items() if m != "loss_every_50_steps"}
+                          for k, r in result["masks"].items()}))
+
+
+if __name__ == "__main__":
+    main()

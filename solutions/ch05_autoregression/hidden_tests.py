@@ -1,0 +1,431 @@
+"""Hidden tests of lab 5 (autoregression). One per test cell; see DEVELOPERS.md.
+
+The modules (``DecoderLayer``, the given ``Decoder``) and the hand-built scorers of beam
+search (the given ``Scorer``) live in the student's sandbox: a test makes one with
+``student.keep.Decoder(...)`` or ``student.keep.Scorer(...)``, loads known weights into a
+module with ``handle.keep.load_state_dict(state)`` and passes the handle to the student's
+functions. Expected values come from the reference, run here on the same weights and
+tables, so a mistake costs the points of the cell it is in.
+"""
+
+import numpy as np
+import torch
+
+from autograder.hidden import StudentError, hidden_test, load_sibling
+from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+
+ref = load_sibling(__file__, "reference")
+PAD, BOS, EOS, V = 0, 1, 2, 13
+
+
+# ------------------------------------------------------------------------------- helpers
+
+def _make(student, cls, state, *args):
+    handle = getattr(student.keep, cls)(*args)
+    try:
+        handle.keep.load_state_dict(state)
+    except StudentError as error:
+        raise CheckFailed(
+            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
+            f"layers that __init__ creates in the notebook, with their names and sizes; the "
+            f"tests load known weights into them.") from None
+    return handle
+
+
+def _seeded(cls, seed, *args, eos_bias=None):
+    torch.manual_seed(seed)
+    module = cls(*args).eval()
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if "norm" not in name:
+                parameter.mul_(1.5)
+            else:   # LayerNorm gains and biases away from 1 and 0, so a missing norm shows
+                parameter.add_(0.3 * torch.randn_like(parameter))
+        if eos_bias is not None:
+            module.out.bias[EOS] += eos_bias
+    return module, {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _memory(seed, T, B, d, lengths=None):
+    """memory (T, B, d) float32 and its padding mask (B, T), True on padding (or None)."""
+    rng = np.random.default_rng(seed)
+    memory = torch.from_numpy(rng.standard_normal((T, B, d)).astype(np.float32))
+    if lengths is None:
+        return memory, None
+    pad = torch.arange(T)[None, :] >= torch.tensor(lengths)[:, None]   # (B, T)
+    return memory.masked_fill(pad.T[:, :, None], 0.0), pad
+
+
+def _pair(name, result):
+    expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"{name} should return a pair, got {describe(result)}.")
+    return result
+
+
+def _sequences(name, result, B):
+    expect_true(isinstance(result, (list, tuple)) and len(result) == B,
+                f"{name} should return a list of B = {B} lists of token ids, got {describe(result)}.")
+    sequences = []
+    for b, seq in enumerate(result):
+        array = np.asarray(seq if not isinstance(seq, (list, tuple)) else [np.asarray(t).item() for t in seq])
+        expect_true(array.ndim == 1 and (array.size == 0 or array.dtype.kind in "iu"),
+                    f"{name}[{b}] should be a list of int token ids, got {seq!r}.")
+        sequences.append([int(t) for t in array])
+    return sequences
+
+
+# --------------------------------------------------------------------------- causal_mask
+
+@hidden_test("test_causal_mask")
+def _(student):
+    for U in (1, 2, 3, 6, 11):
+        want = ref.causal_mask(U).numpy()
+        got = student.causal_mask(U)
+        expect_true(hasattr(got, "dtype") and np.asarray(got).dtype.kind in "biuf",
+                    f"causal_mask({U}) should return a (U, U) bool tensor, got {describe(got)}.")
+        got = expect_shape(f"causal_mask({U})", np.asarray(got).astype(np.float64), (U, U), "U, U")
+        expect_true(set(np.unique(got)) <= {0.0, 1.0},
+                    f"causal_mask({U}) should hold True/False (or 1/0), got values {np.unique(got)[:5]}.")
+        got = got.astype(bool)
+        if not np.array_equal(got, want):
+            u, t = (int(i) for i in np.argwhere(got != want)[0])
+            hint = ""
+            if np.array_equal(got, ~want):
+                hint = " It is the opposite: True marks what is *forbidden*, the future t > u."
+            elif np.array_equal(got, want.T):
+                hint = " It is transposed: row u is the query, column t the position it looks at."
+            elif got[u, t] and t == u:
+                hint = " A step may look at itself (t = u): only t > u is forbidden."
+            elif not got[u, t] and t == u + 1:
+                hint = " Step u sees step u + 1, whose input is its own target: off by one."
+            raise CheckFailed(f"causal_mask({U})[{u}, {t}] is {bool(got[u, t])}, expected "
+                              f"{bool(want[u, t])} (True where step u may not look, at t > u).{hint}")
+
+
+# -------------------------------------------------------------------------- DecoderLayer
+
+LAYER_CASES = [  # (d, n_h, d_ff, U, T, B, memory lengths or None)
+    (8, 2, 16, 5, 7, 3, [7, 3, 5]),
+    (12, 3, 20, 1, 4, 1, None),
+    (16, 4, 24, 7, 9, 2, [2, 9]),
+    (6, 1, 10, 4, 3, 4, None),
+]
+
+
+@hidden_test("test_decoder_layer")
+def _(student):
+    for seed, (d, n_h, d_ff, U, T, B, lengths) in enumerate(LAYER_CASES):
+        module, state = _seeded(ref.DecoderLayer, 700 + seed, d, n_h, d_ff)
+        layer = _make(student, "DecoderLayer", state, d, n_h, d_ff)
+        rng = np.random.default_rng(seed)
+        y = torch.from_numpy(rng.standard_normal((U, B, d)).astype(np.float32))
+        memory, pad = _memory(seed, T, B, d, lengths)
+        mask = ref.causal_mask(U)
+        got = expect_shape("DecoderLayer.forward(y, memory, attn_mask, memory_padding_mask)",
+                           layer.forward(y, memory, mask, pad), (U, B, d), "U, B, d")
+        with torch.no_grad():
+            want = module(y, memory, mask, pad).numpy()
+        expect_close(f"DecoderLayer.forward with (U, T, B, d, n_h) = ({U}, {T}, {B}, {d}, {n_h})"
+                     f"{', padded memory' if lengths else ''}", got, want, rtol=1e-4, atol=1e-5,
+                     what="the reference layer with the same weights (pre-norm: y + SelfAttention("
+                          "norm1(y)) with the mask, + CrossAttention(norm2(y), memory), + "
+                          "FeedForward(norm3(y)))")
+
+
+# ------------------------------------------------------------------ decoder_step, greedy
+
+DECODER_CASES = [(16, 4, 24, 2), (12, 2, 16, 1)]    # (d, n_h, d_ff, n_layers)
+
+
+def _decoder(student, seed, d, n_h, d_ff, n_layers, eos_bias=None):
+    module, state = _seeded(ref.Decoder, seed, V, d, n_h, d_ff, n_layers, eos_bias=eos_bias)
+    return module, _make(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
+
+
+@hidden_test("test_decoder_step_cache")
+def _(student):
+    """Teacher-forced one step at a time with the cache: the logits of the full forward pass."""
+    for seed, (d, n_h, d_ff, n_layers) in enumerate(DECODER_CASES):
+        module, decoder = _decoder(student, 800 + seed, d, n_h, d_ff, n_layers)
+        for U, T, B, lengths in [(6, 5, 3, [5, 2, 4]), (4, 3, 1, None)]:
+            rng = np.random.default_rng(seed + U)
+            y_in = torch.from_numpy(rng.integers(3, V, size=(U, B)))
+            y_in[0] = BOS
+            memory, pad = _memory(seed, T, B, d, lengths)
+            with torch.no_grad():
+                want = module(y_in, memory, ref.causal_mask(U), pad).numpy()   # (U, B, V)
+            cache = None
+            for u in range(U):
+                logits, cache = _pair("decoder_step(decoder, y_prev, memory, cache, pad)",
+                                      student.decoder_step(decoder, y_in[u], memory, cache, pad))
+                logits = expect_shape("logits returned by decoder_step", logits, (B, V), "B, V")
+                expect_true(isinstance(cache, (list, tuple)) and len(cache) == n_layers,
+                            f"the cache returned by decoder_step should be a list of n_layers = "
+                            f"{n_layers} (k, v) pairs, got {describe(cache)}.")
+                pairs = []
+                for i, pair in enumerate(cache):
+                    k, v = _pair(f"cache[{i}]", pair)
+                    for name, tensor in (("k", k), ("v", v)):
+                        expect_shape(f"cache[{i}] {name} after step u = {u}", tensor,
+                                     (B, n_h, u + 1, d // n_h), "B, n_h, u + 1, d_head")
+                    pairs.append((torch.as_tensor(k), torch.as_tensor(v)))   # handed back as tensors
+                cache = pairs
+                expect_close(f"decoder_step's logits at step u = {u} (U = {U}, B = {B}, "
+                             f"{n_layers} layer{'s' * (n_layers > 1)}), fed y_in[0 .. {u}] one at a time",
+                             logits, want[u], rtol=1e-4, atol=1e-4,
+                             what=f"the logits of Decoder.forward(y_in, ...) at position {u}, "
+                                  f"computed with a causal mask and no cache")
+
+
+def _greedy_problem(seed, d, n_h, d_ff, n_layers, B, max_len, eos_bias, T=6):
+    """A reference decoder, and memories whose greedy outputs end at many steps (or never)."""
+    module, state = _seeded(ref.Decoder, seed, V, d, n_h, d_ff, n_layers, eos_bias=eos_bias)
+    memory, _ = _memory(seed, T, 300, d)
+    lengths = np.array([len(s) for s in ref.greedy_decode(module, memory, max_len)])
+    chosen = []
+    for target in ([max_len] + list(range(max_len))) * B:   # each output length once, then again
+        hits = [i for i in np.flatnonzero(lengths == target) if i not in chosen]
+        if hits:
+            chosen.append(hits[0])
+        if len(chosen) == B:
+            break
+    assert len(set(lengths[chosen])) >= 3 and max_len in lengths[chosen], "outputs too alike"
+    return module, state, memory[:, chosen]
+
+
+def _uncached_greedy(module, memory, max_len, pad=None):
+    """Greedy decoding by recomputing every prefix, one utterance at a time."""
+    outputs = []
+    for b in range(memory.shape[1]):
+        y, out = [BOS], []
+        with torch.no_grad():
+            for _ in range(max_len):
+                U = len(y)
+                logits = module(torch.tensor(y)[:, None], memory[:, b:b + 1], ref.causal_mask(U),
+                                None if pad is None else pad[b:b + 1])
+                z = int(logits[-1, 0].argmax())
+                if z == EOS:
+                    break
+                out.append(z)
+                y.append(z)
+        outputs.append(out)
+    return outputs
+
+
+@hidden_test("test_greedy_decode")
+def _(student):
+    for seed, (d, n_h, d_ff, n_layers) in enumerate(DECODER_CASES):
+        max_len = 5 + 2 * seed
+        module, state, memory = _greedy_problem(900 + seed, d, n_h, d_ff, n_layers, 7, max_len,
+                                                eos_bias=(0.0, 2.0)[seed])
+        decoder = _make(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
+        want = _uncached_greedy(module, memory, max_len)
+        got = _sequences(f"greedy_decode(decoder, memory, {max_len})",
+                         student.greedy_decode(decoder, memory, max_len), memory.shape[1])
+        for b in range(memory.shape[1]):
+            alone = _sequences("greedy_decode", student.greedy_decode(decoder, memory[:, b:b + 1], max_len), 1)[0]
+            for what, seq in (("alone (B = 1)", alone), (f"in a batch of {memory.shape[1]}", got[b])):
+                if seq != want[b]:
+                    more = ""
+                    if EOS in seq:
+                        more = " It contains </s> (= 2): stop there, and leave </s> out."
+                    elif len(seq) > len(want[b]):
+                        more = " It goes on after the step that predicted </s>."
+                    raise CheckFailed(
+                        f"greedy_decode on utterance {b} {what} (max_len = {max_len}) returned {seq}, "
+                        f"expected {want[b]}: greedy decoding that recomputes the whole prefix at "
+                        f"every step, with the same weights, stopping at the first </s> or after "
+                        f"max_len tokens.{more}")
+
+
+# ---------------------------------------------------------------------------- beam_search
+
+def _hypotheses(name, result):
+    expect_true(isinstance(result, (list, tuple)) and len(result) > 0,
+                f"{name} should return a non-empty list of (tokens, score) pairs, got {describe(result)}.")
+    hypotheses = []
+    for i, item in enumerate(result):
+        tokens, score = _pair(f"{name}[{i}]", item)
+        tokens = _sequences(f"{name}[{i}] tokens", [tokens], 1)[0]
+        score = as_array(f"the score of {name}[{i}]", score)
+        expect_true(score.size == 1, f"the score of {name}[{i}] should be one number, got shape {score.shape}.")
+        hypotheses.append((tokens, float(score.reshape(()))))
+    return hypotheses
+
+
+def _expect_beam(student, scorer_args, beam, max_len, length_penalty, label):
+    scorer = ref.Scorer(*scorer_args)
+    want = ref.beam_search(scorer, beam, max_len, length_penalty)
+    handle = student.keep.Scorer(*scorer_args)
+    name = f"beam_search(scorer, beam={beam}, max_len={max_len}, length_penalty={length_penalty})"
+    got = _hypotheses(name, student.beam_search(handle, beam, max_len, length_penalty))
+    scores = dict((tuple(t), s) for t, s in want)
+    if sorted(tuple(t) for t, _ in got) != sorted(scores):
+        extra = [t for t, _ in got if tuple(t) not in scores]
+        missing = [list(t) for t in scores if t not in {tuple(g) for g, _ in got}]
+        hint = ""
+        if any(EOS in t for t, _ in got):
+            hint = " Some hypotheses contain </s> (= 2): a finished hypothesis leaves the beam, without its </s>."
+        raise CheckFailed(f"{name} on {label} returned {len(got)} hypotheses, expected {len(want)}. "
+                          f"Unexpected: {extra[:3]}; missing: {missing[:3]}. Keep the {beam} best "
+                          f"extensions by total log-probability at each step; those ending in </s> are "
+                          f"finished and are not extended again.{hint}")
+    for tokens, score in got:
+        expect_close(f"the score of hypothesis {tokens} ({label})", score, scores[tuple(tokens)],
+                     rtol=1e-5, atol=1e-6,
+                     what=f"its total log-probability / n ** {length_penalty} (n: steps taken, </s> included)")
+    best_first = [s for _, s in got]
+    expect_true(all(a >= b - 1e-6 for a, b in zip(best_first, best_first[1:])),
+                f"{name} on {label}: the hypotheses are not sorted by score, best first: {best_first[:6]}.")
+    return got, want
+
+
+RANDOM_SCORERS = [  # (V, seed, sharpness), beam, max_len
+    ((5, 1, 1.5), 3, 5), ((6, 2, 2.5), 4, 6), ((4, 3, 1.0), 2, 7), ((7, 4, 2.0), 8, 4), ((5, 5, 0.5), 3, 3),
+]
+
+
+@hidden_test("test_beam_search_scores")
+def _(student):
+    """Random scorers: </s> inside the beam at many steps, hypotheses of different lengths,
+    some still live when max_len is reached."""
+    for scorer_args, beam, max_len in RANDOM_SCORERS:
+        _expect_beam(student, scorer_args, beam, max_len, 0.0,
+                     f"a random scorer with V = {scorer_args[0]}")
+
+
+@hidden_test("test_beam_search_length_penalty")
+def _(student):
+    for (scorer_args, beam, max_len), penalty in zip(RANDOM_SCORERS, (1.0, 0.6, 1.0, 0.5, 2.0)):
+        _expect_beam(student, scorer_args, beam, max_len, penalty,
+                     f"a random scorer with V = {scorer_args[0]}")
+
+
+def _wide_table(rank, V=6):
+    """The best sequence starts with the first step's `rank`-th most likely token (0-based):
+    after it come a sure "zero" (3) and a sure </s>; every other prefix gets random scores."""
+    first = np.log(np.array([0.0001, 0.0002, 0.0003] + [0.9 - 0.15 * i for i in range(V - 3)]))
+    sure = lambda z: [9.0 if t == z else -9.0 - 0.1 * t for t in range(V)]   # noqa: E731  (no ties)
+    z = 3 + rank
+    return {"": first.tolist(), str(z): sure(3), f"{z} 3": sure(EOS)}
+
+
+@hidden_test("test_beam_search_wide")
+def _(student):
+    """A scorer whose best sequence greedy misses, and narrow beams too: only a wide one finds it."""
+    for rank, V in ((1, 5), (3, 7)):
+        table = _wide_table(rank, V)
+        best = [3 + rank, 3]
+        label = f"a hand-built scorer whose best sequence {best} starts with the first step's choice number {rank + 1}"
+        for beam in (1, rank, rank + 1, rank + 3):
+            if beam < 1:
+                continue
+            got, want = _expect_beam(student, (V, 10 + rank, 1.0, table), beam, 4, 0.0, label)
+            if beam > rank:
+                expect_true(got[0][0] == best, f"beam_search with beam = {beam} on {label} returned "
+                                               f"{got[0][0]} first, expected {best}.")
+        greedy = ref.beam_search(ref.Scorer(V, 10 + rank, 1.0, table), 1, 4)
+        expect_true(greedy[0][0] != best, "the test's scorer is not hard for greedy")
+
+
+# ------------------------------------------------------------------------ word_error_rate
+
+WORDS = ["zero", "one", "two", "three", "four"]
+
+
+def _strings(seed, n):
+    rng = np.random.default_rng(seed)
+    references, hypotheses = [], []
+    for _ in range(n):
+        r = list(rng.choice(WORDS, size=rng.integers(0, 7)))
+        h = list(r)
+        for _ in range(rng.integers(0, 4)):               # a few random edits of the reference
+            kind = rng.integers(0, 3)
+            if kind == 0 and h:
+                h[rng.integers(0, len(h))] = str(rng.choice(WORDS))
+            elif kind == 1 and h:
+                del h[rng.integers(0, len(h))]
+            else:
+                h.insert(rng.integers(0, len(h) + 1), str(rng.choice(WORDS)))
+        if rng.random() < 0.1:
+            h = []
+        references.append(" ".join(r))
+        hypotheses.append(" ".join(h))
+    if sum(len(r.split()) for r in references) == 0:
+        references[0] = "one two"
+    return references, hypotheses
+
+
+WER_CASES = [(["one two three"], ["one two three"]), (["one two three"], ["one three"]),
+             (["one"], ["one one one"]), (["two three", ""], ["", "four"]),
+             (["zero one", "two"], ["one zero", "two two"])]
+
+
+def _wer_result(student, references, hypotheses):
+    name = "word_error_rate(references, hypotheses)"
+    result = student.word_error_rate(list(references), list(hypotheses))
+    keys = {"wer", "substitutions", "deletions", "insertions", "reference_words"}
+    expect_true(isinstance(result, dict) and keys <= set(result),
+                f"{name} should return a dict with keys {sorted(keys)}, got {describe(result)}"
+                f"{' with keys ' + str(sorted(result)) if isinstance(result, dict) else ''}.")
+    return {key: float(as_array(f"{name}[{key!r}]", result[key]).reshape(())) for key in keys}
+
+
+@hidden_test("test_word_error_rate")
+def _(student):
+    cases = WER_CASES + [_strings(seed, n) for seed, n in enumerate((1, 3, 8, 20, 40))]
+    for references, hypotheses in cases:
+        want = ref.word_error_rate(references, hypotheses)
+        got = _wer_result(student, references, hypotheses)
+        shown = f"references {list(references)[:3]}{' ...' if len(references) > 3 else ''}, " \
+                f"hypotheses {list(hypotheses)[:3]}{' ...' if len(hypotheses) > 3 else ''}"
+        expect_close(f"word_error_rate(...)['reference_words'] for {shown}", got["reference_words"],
+                     want["reference_words"], what="the number of reference words")
+        errors = want["substitutions"] + want["deletions"] + want["insertions"]
+        expect_close(f"word_error_rate(...)['wer'] for {shown}", got["wer"], want["wer"], rtol=1e-9,
+                     atol=1e-9, what=f"(S + D + I) / N = {errors} / {want['reference_words']}, the "
+                                     f"Levenshtein distance over the number of *reference* words")
+
+
+def _substitution_range(reference, hypothesis):
+    """(fewest, most) substitutions over all alignments with the fewest errors."""
+    r, h = reference.split(), hypothesis.split()
+    best = {}
+    for i in range(len(r) + 1):
+        for j in range(len(h) + 1):
+            if i == 0 or j == 0:
+                best[i, j] = (i + j, 0, 0)
+                continue
+            options = []
+            e, lo, hi = best[i - 1, j - 1]
+            miss = int(r[i - 1] != h[j - 1])
+            options.append((e + miss, lo + miss, hi + miss))
+            for e, lo, hi in (best[i - 1, j], best[i, j - 1]):
+                options.append((e + 1, lo, hi))
+            e = min(o[0] for o in options)
+            best[i, j] = (e, min(o[1] for o in options if o[0] == e), max(o[2] for o in options if o[0] == e))
+    return best[len(r), len(h)][1:]
+
+
+@hidden_test("test_word_error_rate_counts")
+def _(student):
+    """S, D and I of a minimal alignment (where several exist, any of them)."""
+    cases = WER_CASES + [_strings(100 + seed, n) for seed, n in enumerate((2, 6, 15, 30))]
+    for references, hypotheses in cases:
+        got = _wer_result(student, references, hypotheses)
+        want = ref.word_error_rate(references, hypotheses)
+        S, D, I = got["substitutions"], got["deletions"], got["insertions"]
+        errors = want["substitutions"] + want["deletions"] + want["insertions"]
+        shown = f"references {list(references)[:3]}, hypotheses {list(hypotheses)[:3]}"
+        expect_true(S + D + I == errors,
+                    f"for {shown}: S + D + I = {S:g} + {D:g} + {I:g} = {S + D + I:g}, but the "
+                    f"Levenshtein distance is {errors}.")
+        extra = sum(len(h.split()) for h in hypotheses) - want["reference_words"]
+        expect_true(I - D == extra,
+                    f"for {shown}: insertions - deletions = {I - D:g}, but the hypotheses have {extra} "
+                    f"more words than the references (each insertion adds one, each deletion removes one).")
+        ranges = [_substitution_range(r, h) for r, h in zip(references, hypotheses)]
+        low, high = sum(lo for lo, _ in ranges), sum(hi for _, hi in ranges)
+        expect_true(low <= S <= high,
+                    f"for {shown}: {S:g} substitutions, but every alignment with the fewest errors "
+                    f"has between {low} and {high}.")
