@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 from autograder import gradebook
-from autograder.course import source_notebook
+from autograder.course import source_notebook, student_notebook
 from autograder.export import export_final
 from autograder.grade import csv_safe, grade_folder, write_csv
 from autograder.ids import display_id, internal_id
@@ -58,12 +58,16 @@ def _links_and_oddities(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def small(graded, tmp_path_factory):
-    """A few of the class's submissions, plus unsafe ids and links, graded with one job."""
+def small(tmp_path_factory):
+    """A few of the class's submissions (made the same way), unsafe ids and links, graded with one job."""
+    from conftest import FIXTURES
+    from test_grading_intake import MALFORMED
     root = tmp_path_factory.mktemp("small")
-    for student in SMALL:
-        shutil.copytree(graded["submissions"] / student / LAB, root / student / LAB)
-    shutil.copytree(graded["submissions"] / "solution" / LAB, root / GLOB_ID / LAB)
+    write_submission(root, "solution", LAB, lab_submission(LAB))
+    write_submission(root, "untouched", LAB, nbformat.read(student_notebook(LAB), as_version=4))
+    write_submission(root, "mistake-tanh_missing", LAB, lab_submission(LAB, FIXTURES / LAB / "tanh_missing.py"))
+    MALFORMED["malformed-invalid_json"](root, "malformed-invalid_json")
+    write_submission(root, GLOB_ID, LAB, lab_submission(LAB))
     (root / FORMULA_ID / LAB).mkdir(parents=True)
     (root / NOT_UTF8 / LAB).mkdir(parents=True)
     _links_and_oddities(root)
@@ -245,7 +249,6 @@ def test_formgrader_lists_the_written_answer_for_manual_grading(small, tmp_path)
 
 
 def test_a_lab_edited_after_release_does_not_blame_the_student():
-    from autograder.course import student_notebook
     from autograder.intake import restore_graded_cells
     from autograder.release import RELEASE_KEY, released_cells
     received = nbformat.read(student_notebook(LAB), as_version=4)        # what the student got
