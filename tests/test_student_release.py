@@ -413,3 +413,194 @@ def test_a_lab_zip_runs_by_itself(slim_venv, bundles, tmp_path):
     _execute(slim_venv, notebook)
     printed = nbformat.read(notebook, as_version=4).cells[-1].outputs[0]["text"].strip()
     assert Path(printed).resolve().is_relative_to((tmp_path / lab).resolve()), printed
+
+
+# ------------------------------------------------------------------------------ swap-in scan
+
+def _package_callables() -> dict[str, object]:
+    """'module.name' -> every function and class the student package defines at module level."""
+    import importlib
+    import inspect
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module_name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        module = importlib.import_module(module_name)
+        for name, value in vars(module).items():
+            if (inspect.isfunction(value) or inspect.isclass(value)) and getattr(value, "__module__", "") == module_name:
+                found[f"{module_name}.{name}"] = value
+    return found
+
+
+def _graded_cells(lab: str) -> dict[str, list[str]]:
+    """Graded name -> the test cells that follow its solution cell (the tests of that name)."""
+    cells = [cell.metadata["nbgrader"] for cell in nbformat.read(source_notebook(lab), as_version=4).cells
+             if "nbgrader" in cell.metadata]
+    tests, current = {}, None
+    for meta in cells:
+        if meta.get("solution") and not meta.get("grade"):
+            current = meta["grade_id"]
+            tests.setdefault(current, [])
+        elif meta.get("grade") and not meta.get("solution") and current and meta["grade_id"].startswith("test_"):
+            tests[current].append(meta["grade_id"])
+    return {name: ids for name, ids in tests.items() if ids}
+
+
+def _fits(candidate, graded) -> bool:
+    """Could ``candidate`` be called the way the graded function or class is?"""
+    import inspect
+    if inspect.isclass(graded) != inspect.isclass(candidate):
+        return False
+    try:
+        wanted = [p for p in inspect.signature(graded).parameters.values()
+                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        inspect.signature(candidate).bind(*range(len(wanted)))
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class _Rejected(BaseException):
+    """Not an Exception, so that no hidden test catches it: the candidate is out at once."""
+
+
+def _stop_when_it_raises(candidate):
+    """A candidate that cannot even be called like the graded function fails its tests at once."""
+    import functools
+    import inspect
+    if inspect.isclass(candidate):
+        return candidate
+
+    @functools.wraps(candidate)
+    def call(*args, **kwargs):
+        try:
+            return candidate(*args, **kwargs)
+        except Exception as error:
+            raise _Rejected(repr(error)) from None
+    return call
+
+
+class _Captured(BaseException):
+    pass
+
+
+def _first_call(graded: str, test_ids: list[str], reference, hidden):
+    """(args, kwargs) of the first call a hidden test makes to ``graded``, or None."""
+    import inspect
+    if inspect.isclass(getattr(reference, graded)):
+        return None
+
+    def capture(*args, **kwargs):
+        raise _Captured((args, kwargs))
+
+    namespace = {**{k: v for k, v in vars(reference).items() if not k.startswith("__")}, graded: capture}
+    try:
+        run_test(hidden[test_ids[0]], LocalStudent(namespace))
+    except _Captured as call:
+        return call.args[0]
+    return None
+
+
+def _as_data(value):
+    import torch
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, (list, tuple)):
+        return [_as_data(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_data(item) for key, item in value.items()}
+    return value
+
+
+def _same(got, want) -> bool:
+    """False only when ``got`` clearly differs from ``want``; anything unclear counts as the same."""
+    got, want = _as_data(got), _as_data(want)
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, (list, tuple)) and len(got) == len(want) and all(map(_same, got, want))
+    try:
+        got_array, want_array = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    except (TypeError, ValueError):
+        return True
+    return got_array.shape == want_array.shape and bool(np.allclose(got_array, want_array, rtol=1e-3, atol=1e-4,
+                                                                    equal_nan=True))
+
+
+def _agrees(candidate, graded, args, kwargs) -> bool:
+    import copy
+    import signal
+    signal.alarm(20)
+    try:
+        got = candidate(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    except BaseException:
+        return False
+    finally:
+        signal.alarm(0)
+    return _same(got, graded(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+
+
+def _tests_that_call(graded: str, test_ids: list[str], reference, hidden) -> list[str]:
+    """Those of ``test_ids`` that fail when ``graded`` is missing (a cell's tests can be about another name)."""
+    import inspect
+    if inspect.isclass(getattr(reference, graded)):
+        return test_ids
+
+    def missing(*args, **kwargs):
+        raise _Rejected("not written")
+
+    namespace = {**{k: v for k, v in vars(reference).items() if not k.startswith("__")}, graded: missing}
+    calling = []
+    for test_id in test_ids:
+        try:
+            passed = run_test(hidden[test_id], LocalStudent(namespace))[0]
+        except _Rejected:
+            passed = False
+        if not passed:
+            calling.append(test_id)
+    return calling
+
+
+@pytest.mark.parametrize("lab", [lab for lab in lab_names() if (SOLUTIONS / lab / "reference.py").exists()])
+def test_no_function_of_the_student_package_passes_a_labs_hidden_tests(lab):
+    """Put each function or class of speechcourse in place of each graded one (the rest
+    being the reference) and run that one's hidden tests: none may pass them all."""
+    import signal
+
+    import matplotlib.pyplot as plt
+    folder = SOLUTIONS / lab
+    reference = load_sibling(str(folder / "reference.py"), "reference")
+    hidden = load_hidden_tests(folder)
+    candidates = _package_callables()
+    tried = 0
+
+    def too_slow(*_):
+        raise TimeoutError("the candidate took more than 20 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    try:
+        for graded, test_ids in _graded_cells(lab).items():
+            if not hasattr(reference, graded) or not all(test_id in hidden for test_id in test_ids):
+                continue
+            test_ids = _tests_that_call(graded, test_ids, reference, hidden)
+            first_call = _first_call(graded, test_ids, reference, hidden) if test_ids else None
+            for qualified, candidate in candidates.items():
+                if not _fits(candidate, getattr(reference, graded)):
+                    continue
+                namespace = {**{k: v for k, v in vars(reference).items() if not k.startswith("__")},
+                             graded: _stop_when_it_raises(candidate)}
+                tried += 1
+                if first_call is not None and not _agrees(candidate, getattr(reference, graded), *first_call):
+                    continue   # differs from the reference on the hidden tests' own first input
+                signal.alarm(20)
+                try:   # all() stops at the first failing test
+                    answers = all(run_test(hidden[test_id], LocalStudent(namespace))[0] for test_id in test_ids)
+                except (TimeoutError, _Rejected):
+                    answers = False
+                finally:
+                    signal.alarm(0)
+                    plt.close("all")
+                assert not answers, f"{qualified} passes the hidden tests of {lab}'s {graded}: it answers the lab"
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    print(f"\n{lab}: {tried} substitutions tried")
+    assert tried, "no function of the package has a graded function's signature: the scan tried nothing"
