@@ -148,7 +148,8 @@ def test_bibliography_keys_and_citations():
 def _code_cells(page: Path) -> list[str]:
     """The source of each code cell, without its YAML header (``---`` ... ``---``)."""
     cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
-    return [cell[4:].partition("\n---\n")[2] if cell.startswith("---\n") else cell for cell in cells]
+    cells = [cell[4:].partition("\n---\n")[2] if cell.startswith("---\n") else cell for cell in cells]
+    return [re.sub(r"\A(:\w[\w-]*:.*\n)+", "", cell) for cell in cells]        # ":tags: [...]" lines
 
 
 def test_book_does_not_define_lab_functions():
