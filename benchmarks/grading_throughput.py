@@ -113,13 +113,19 @@ def main() -> None:
         folder = write_folder(submissions, work / "submissions")
         load = os.getloadavg()[0]
         times = {}
+
+        def timed(mode, run):
+            times[mode] = run()
+            print(f"{mode}: {times[mode]:.1f} s", flush=True)   # as it happens: the whole run is long
+
         if not args.skip_stock:
-            times["stock nbgrader, sequential"] = stock_nbgrader(submissions, work)
-        times["this grader, --jobs 1"] = ours(folder, work / "out-1", jobs=1)
-        times["this grader, --jobs 2"] = ours(folder, work / "out-2", jobs=2)
+            timed("stock nbgrader, sequential", lambda: stock_nbgrader(submissions, work))
+        timed("this grader, --jobs 1", lambda: ours(folder, work / "out-1", jobs=1))
+        timed("this grader, --jobs 2", lambda: ours(folder, work / "out-2", jobs=2))
         from distributed import LocalCluster
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-            times["Dask LocalCluster, 2 workers"] = ours(folder, work / "out-dask", scheduler=cluster.scheduler_address)
+            timed("Dask LocalCluster, 2 workers",
+                  lambda: ours(folder, work / "out-dask", scheduler=cluster.scheduler_address))
     stock = times.get("stock nbgrader, sequential")
     print(f"class: {count} notebooks ({args.lab1} of {LAB1}, {args.lab2} of {LAB2}); "
           f"{os.cpu_count()} cores; load average {load:.1f} at the start")
