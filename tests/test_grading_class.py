@@ -285,3 +285,13 @@ def test_the_feedback_step_is_bounded_in_time():
     assert bounded(lambda: time.sleep(30) or True, 1.0) is False
     assert time.monotonic() - started < 10
     assert bounded(lambda: True, 10.0) is True
+
+
+@pytest.mark.parametrize("lab", graded_labs())
+def test_the_committed_release_is_on_record(lab):
+    """make labs stamps the student notebook and records its given cells: commit releases.json with labs/."""
+    from autograder.release import RELEASE_KEY, released_cells
+    notebook = nbformat.read(student_notebook(lab), as_version=4)
+    assert notebook.metadata.get(RELEASE_KEY), f"labs/{lab} has no release stamp: run make labs"
+    assert released_cells(notebook, lab) is not None, \
+        f"solutions/{lab}/releases.json lacks the release in labs/{lab}: run make labs and commit both"
