@@ -47,7 +47,11 @@ def _download(docname: str, target: str, text: str) -> addnodes.download_referen
                                        refexplicit=True, refwarn=True)
 
 
-def _doc_link(docname: str, target: str, text: str) -> addnodes.pending_xref:
+def _doc_link(docname: str, target: str, text: str, env=None) -> nodes.Node:
+    """A link to the page ``target``; plain text when ``env`` says the book has no such page
+    (a lab released in labs/ before its chapter adds it to _toc.yml)."""
+    if env is not None and target.lstrip("/") not in env.found_docs:
+        return nodes.Text(text)
     return addnodes.pending_xref("", nodes.inline(text, text), refdomain="std", reftype="doc",
                                  reftarget=target, refdoc=docname, refexplicit=True, refwarn=True)
 
@@ -124,11 +128,11 @@ class LabTable(Directive):
         body = nodes.tbody()
         group += body
         for lab in student_release.lab_names():
-            chapter = student_release.REPO / "book" / f"{lab}.md"
+            chapter = f"book/{lab}"
             body += self._row([
-                _paragraph(_doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab))),
-                _paragraph(_doc_link(docname, f"/book/{lab}", f"chapter {lab[2:4].lstrip('0') or '0'}")
-                           if chapter.exists() else "none"),
+                _paragraph(_doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab), env)),
+                _paragraph(_doc_link(docname, f"/{chapter}", f"chapter {lab[2:4].lstrip('0') or '0'}")
+                           if chapter in env.found_docs else "not yet published"),
                 _paragraph(_download(docname, f"/labs/{lab}/{lab}.ipynb", f"{lab}.ipynb")),
                 _paragraph(_download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"),
                            f" ({_megabytes(lab)})"),
@@ -149,11 +153,12 @@ class LabBundles(Directive):
     """A list: each lab's title and its zip."""
 
     def run(self):
-        docname = self.state.document.settings.env.docname
+        env = self.state.document.settings.env
+        docname = env.docname
         items = nodes.bullet_list()
         for lab in student_release.lab_names():
             items += nodes.list_item("", _paragraph(
-                _doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab)), ": ",
+                _doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab), env), ": ",
                 _download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"), f" ({_megabytes(lab)})"))
         return [items]
 
