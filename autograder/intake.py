@@ -69,8 +69,8 @@ def read_regular_file(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes:
             what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise UnreadableFile(f"{name} is {what}")
         if info.st_size > cap:
-            raise UnreadableFile(f"{name} is {info.st_size >> 20} MB, more than the {cap >> 20} MB a "
-                                 f"notebook may have")
+            raise UnreadableFile(f"{name} is larger than the {cap >> 20} MiB a notebook may have "
+                                 f"({info.st_size >> 20} MiB)")
         chunks, left = [], cap + 1
         while left > 0:
             chunk = os.read(handle, min(left, 1 << 20))
@@ -80,7 +80,7 @@ def read_regular_file(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes:
             left -= len(chunk)
         data = b"".join(chunks)
         if len(data) > cap:
-            raise UnreadableFile(f"{name} is larger than the {cap >> 20} MB a notebook may have")
+            raise UnreadableFile(f"{name} is larger than the {cap >> 20} MiB a notebook may have")
         return data
     except OSError as error:
         raise UnreadableFile(f"cannot read {name}: {error.strerror}") from None
