@@ -235,3 +235,81 @@ def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
         assert type(error) is not AssertionError, f"{grade_id}: bare AssertionError"
         if isinstance(error, CheckFailed):
             assert len(str(error)) > 25
+
+
+# ------------------------------------------------------- the book's model code (speechmodels)
+
+def test_key_value_cache_gives_causal_self_attention():
+    """Chapter 5 builds its cache on keys_values/attend: step by step equals one causal pass."""
+    from speechmodels.transformer import MultiHeadAttention, causal_mask
+    torch.manual_seed(2)
+    mha = MultiHeadAttention(16, 4).eval()
+    y = torch.randn(6, 3, 16)                                        # (U, B, d_model)
+    with torch.no_grad():
+        full, _ = mha(y, attn_mask=causal_mask(6))
+        k = v = None
+        steps = []
+        for u in range(6):
+            k_u, v_u = mha.keys_values(y[u:u + 1])
+            k = k_u if k is None else torch.cat([k, k_u], dim=2)
+            v = v_u if v is None else torch.cat([v, v_u], dim=2)
+            steps.append(mha.attend(y[u:u + 1], k, v)[0])
+    torch.testing.assert_close(torch.cat(steps), full, rtol=1e-5, atol=1e-6)
+    assert causal_mask(2, 4).tolist() == [[False, False, False, True], [False, False, False, False]]
+
+
+def test_speech_encoder_states_are_zero_on_padding_and_independent_of_it():
+    from speechmodels.transformer import SelfAttentionEncoder
+    torch.manual_seed(3)
+    encoder = SelfAttentionEncoder(12, 16, n_heads=2, n_layers=2, d_ff=32, dropout=0.0).eval()
+    x = torch.randn(9, 2, 12)
+    x[4:, 1] = 0
+    with torch.no_grad():
+        states, lengths = encoder(x, torch.tensor([9, 4]))
+        alone, _ = encoder(x[:4, 1:2], torch.tensor([4]))
+    assert lengths.tolist() == [9, 4] and torch.all(states[4:, 1] == 0)
+    torch.testing.assert_close(states[:4, 1], alone[:, 0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="divisible"):
+        SelfAttentionEncoder(12, 10, n_heads=3)
+
+
+def _experiment():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ch04_experiment", ROOT / "experiments" / "ch04_self_attention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_results_match_the_script_and_chapter_3s_recipe():
+    import json
+    from speechmodels.training import CONFIG
+    experiment = _experiment()
+    result = json.loads(experiment.OUT.read_text())
+    assert result["config"] == CONFIG, "rerun experiments/ch04_self_attention.py after changing CONFIG"
+    assert result["encoder"] == experiment.ENCODER and result["steps"] == CONFIG["steps"]
+    assert sorted(map(int, result["accuracy_by_length"])) == list(range(1, 11))
+    assert result["text_task"]["config"] == experiment.TEXT
+    for name in ("ch04_self_attention.pt", "ch04_text_encoder.pt"):
+        assert (ROOT / "book" / "results" / name).stat().st_size < 2 * 2**20
+    model = experiment.load_speech_model()                      # the weights fit the script's model
+    assert sum(p.numel() for p in model.parameters()) == result["parameters"]
+
+
+def test_experiment_script_runs_and_writes_its_results(tmp_path):
+    experiment = _experiment()
+    from speechmodels.training import CONFIG
+    result = experiment.run(dict(CONFIG, steps=2), dict(experiment.TEXT, steps=2), tmp_path / "smoke.json")
+    assert (tmp_path / "smoke.json").exists() and (tmp_path / "smoke.pt").exists()
+    assert result["steps"] == 2 and sorted(map(int, result["accuracy_by_length"])) == list(range(1, 11))
+
+
+def test_committed_cost_numbers_cover_one_second_to_one_minute():
+    import json
+    cost = json.loads((ROOT / "book" / "results" / "ch04_attention_cost.json").read_text())
+    T = [row["T"] for row in cost["rows"]]
+    assert T[0] == 50 and T[-1] == 3000 and T == sorted(T)
+    memory = [row["self-attention"]["peak_bytes"] for row in cost["rows"]]
+    # the attention weights alone are n_h * T * T floats: memory grows at least that fast
+    assert all(m >= 4 * t * t * 4 for m, t in zip(memory[2:], T[2:]))
+    assert memory[-1] > 50 * cost["rows"][-1]["GRU"]["peak_bytes"]
