@@ -56,6 +56,29 @@ def _scores(name, result, T, B):
     return expect_shape(f"{name}", result, (T, B), "T, B")
 
 
+def _reference_grads(function, inputs, grad_output, wrt):
+    """Gradients of sum(function(*inputs) * grad_output) with respect to inputs[i], i in wrt."""
+    leaves = [t.clone().requires_grad_(True) if i in wrt else t for i, t in enumerate(inputs)]
+    out = function(*leaves)
+    outs, gouts = (out, grad_output) if isinstance(out, tuple) else ((out,), (grad_output,))
+    sum((o * g).sum() for o, g in zip(outs, gouts) if g is not None).backward()
+    return {str(i): leaves[i].grad.numpy() for i in wrt}
+
+
+def _expect_gradients(name, call, want, names):
+    """The student's call (student.gradients(...)) let the same gradients flow back as the reference."""
+    expect_true(call.differentiable,
+                f"{name}: the value is right, but no gradient can flow back to its inputs: {call.reason}. "
+                f"Training calls backward() through this, so build it from torch operations on the "
+                f"tensors you are given (no .detach(), .item(), .numpy()).")
+    for key, expected in want.items():
+        got = call.grads.get(key)
+        expect_true(got is not None, f"{name}: no gradient reaches {names[key]}; is something detached on "
+                                     f"the way from it to the result?")
+        expect_close(f"{name}: the gradient with respect to {names[key]}", got, expected, rtol=1e-3,
+                     atol=1e-5, what="the reference's gradient")
+
+
 # ----------------------------------------------------------------------------- scores
 
 @hidden_test("test_dot_scores")
@@ -69,6 +92,12 @@ def _(student):
         expect_close(f"dot_scores(query, keys) with (T, B, H) = ({T}, {B}, {H})", got,
                      ref.dot_scores(query, keys).numpy(), **TOL,
                      what="e[t, b] = query[b] . keys[t, b]")
+        if seed == 0:
+            G = _tensor(rng, (T, B), dtype=dtype)
+            call = student.gradients(wrt=(0, 1), grad_output=G).dot_scores(query, keys)
+            _expect_gradients("dot_scores(query, keys)", call,
+                              _reference_grads(ref.dot_scores, (query, keys), G, (0, 1)),
+                              {"0": "query", "1": "keys"})
 
 
 @hidden_test("test_dot_scores_scaled")
@@ -92,6 +121,11 @@ def _(student):
         got = _scores(name, student.general_scores(query, keys, W), T, B)
         expect_close(name, got, ref.general_scores(query, keys, W).numpy(), **TOL,
                      what="e[t, b] = query[b] @ W @ keys[t, b]")
+        if seed == 0:
+            G = _tensor(rng, (T, B))
+            call = student.gradients(wrt=(0, 1, 2), grad_output=G).general_scores(query, keys, W)
+            _expect_gradients(name, call, _reference_grads(ref.general_scores, (query, keys, W), G, (0, 1, 2)),
+                              {"0": "query", "1": "keys", "2": "W"})
 
 
 @hidden_test("test_additive_scores")
@@ -105,6 +139,12 @@ def _(student):
         got = _scores(name, student.additive_scores(query, keys, W_q, W_k, v), T, B)
         expect_close(name, got, ref.additive_scores(query, keys, W_q, W_k, v).numpy(), **TOL,
                      what="e[t, b] = v . tanh(query[b] @ W_q + keys[t, b] @ W_k)")
+        if seed == 0:
+            G = _tensor(rng, (T, B))
+            call = student.gradients(wrt=(0, 1, 2, 3, 4), grad_output=G).additive_scores(query, keys, W_q, W_k, v)
+            _expect_gradients(name, call, _reference_grads(ref.additive_scores, (query, keys, W_q, W_k, v), G,
+                                                           (0, 1, 2, 3, 4)),
+                              {"0": "query", "1": "keys", "2": "W_q", "3": "W_k", "4": "v"})
 
 
 # ----------------------------------------------------------------------------- masked_softmax
@@ -147,6 +187,11 @@ def _(student):
         _sums_to_one(name, got, mask)
         expect_close(name, got, ref.masked_softmax(scores, mask).numpy(), **TOL,
                      what="the softmax over each column's real frames")
+        if seed in (0, 4):
+            G = _tensor(rng, (T, B))
+            call = student.gradients(wrt=(0,), grad_output=G).masked_softmax(scores, mask)
+            _expect_gradients(name, call, _reference_grads(ref.masked_softmax, (scores, mask), G, (0,)),
+                              {"0": "scores"})
         for b in np.flatnonzero(lengths == 1):
             expect_true(got[0, b] == 1.0, f"{name}: column {b} has one real frame, so its weight must be "
                                           f"exactly 1, got {got[0, b]:.6g}.")
@@ -222,6 +267,11 @@ def _(student):
         scores = ref.dot_scores(query, keys, scaled=True)                       # (T, B)
         name = f"attend(scores, values, mask) with (T, B, D) = ({T}, {B}, {D})"
         exact = _check_attend(student, scores, values, mask, name)
+        if exact and seed == 0:           # gradients to the scores and the values
+            G = (_tensor(rng, (T, B)), _tensor(rng, (B, D)))
+            call = student.gradients(wrt=(0, 1), grad_output=G).attend(scores, values, mask)
+            _expect_gradients(name, call, _reference_grads(ref.attend, (scores, values, mask), G, (0, 1)),
+                              {"0": "scores", "1": "values"})
         if exact:                         # where they coincide: PyTorch's own attention
             _, context = _attend(student, scores, values, mask, name)
             sdpa = torch.nn.functional.scaled_dot_product_attention(
@@ -330,6 +380,24 @@ def _(student):
                                   "of the values (the encoder states)")
                 expect_close(f"logits returned by {name}", logits, want[0], **TOL,
                              what="out([s; context])")
+                if T == 7:                # gradients reach every parameter, as in the reference
+                    G = (_tensor(rng, (B, V)), _tensor(rng, (B, H)), None)
+                    call = decoder.gradients(wrt=(1, 2), grad_output=G).step(y_prev, s_prev, states, lengths)
+                    want = _reference_grads(lambda s0, h: module.step(y_prev, s0, h, lengths),
+                                            (s_prev, states), G[:2], (0, 1))
+                    _expect_gradients(name, call, {"1": want["0"], "2": want["1"]},
+                                      {"1": "s_prev", "2": "states"})
+                    module.zero_grad(set_to_none=True)
+                    logits_s = module.step(y_prev, s_prev, states, lengths)
+                    ((logits_s[0] * G[0]).sum() + (logits_s[1] * G[1]).sum()).backward()
+                    for pname, parameter in module.named_parameters():
+                        got = call.params.get(pname)
+                        expect_true(got is not None or parameter.grad is None,
+                                    f"{name}: no gradient reaches the parameter {pname!r}, so training would "
+                                    f"never change it. Is something detached on the way to the output?")
+                        if parameter.grad is not None:
+                            expect_close(f"{name}: the gradient of {pname}", got, parameter.grad.numpy(),
+                                         rtol=1e-3, atol=1e-5, what="the reference's gradient")
             except CheckFailed as error:
                 broken = _first_broken_part(student)
                 if broken:

@@ -156,6 +156,11 @@ def check_masked_softmax(masked_softmax) -> None:
                  what="torch.softmax of the column")
     expect_true(weights[0, 2] == 1.0, f"{name}: column 2 has one real frame; its weight must be exactly 1, "
                                       f"got {weights[0, 2]:.6g}.")
+    result = masked_softmax(scores.clone().requires_grad_(True), mask)
+    expect_true(isinstance(result, torch.Tensor) and result.requires_grad,
+                f"{name}: the weights are right but carry no gradient back to the scores (built "
+                f"through .detach(), .numpy() or .item()?). Training backpropagates through them: use "
+                f"torch operations on the tensors you are given.")
 
 
 @self_check("masked_softmax with scores of +-1e4")
