@@ -77,8 +77,9 @@ def run_box(app, docname: str, lab: str) -> nodes.admonition:
     steps = nodes.enumerated_list()
     steps += nodes.list_item("", _paragraph(
         "Download ", _download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"),
-        f" ({_megabytes(lab)}: this notebook, the course's helper package and the part of the "
-        f"speech corpus it uses) and unzip it."))
+        f" ({_megabytes(lab)}: this notebook, the course's helper package"
+        f"{'' if student_release.splits_needed(lab) == [] else ' and the part of the speech corpus it uses'})"
+        f" and unzip it."))
     steps += nodes.list_item("", _paragraph(f"In a terminal, in the unzipped folder {lab}/, install "
                                             "and open it (Python 3.11 or newer):"), _commands(lab))
     box += steps

@@ -122,13 +122,15 @@ def readme(labs: list[str], flat: str | None = None) -> str:
     """The README of the release, or of one lab's zip when ``flat`` names the lab."""
     notebook = f"{flat}.ipynb" if flat else f"labs/{labs[0]}/{labs[0]}.ipynb"
     where = "this folder" if flat else "this folder (the one holding `requirements.txt`)"
+    corpus = ("" if flat and splits_needed(flat) == []
+              else " and the speech corpus\n`data/digits.npz`" + (" (the splits this lab loads)" if flat else ""))
     listing = "" if flat else "\nThe labs:\n\n" + "".join(
         f"- `labs/{lab}/{lab}.ipynb`: {lab_title(lab)}\n" for lab in labs)
-    return f"""# {"Lab " + flat if flat else "Sequence models for speech recognition: the labs"}
+    return f"""# {lab_title(flat) if flat else "Sequence models for speech recognition: the labs"}
 
 Everything a lab needs is here: the notebook{"" if flat else "s"}, the course's helper package
-`speechcourse/` (corpus loader, audio front end, plots, self-checks) and the speech corpus
-`data/digits.npz`. Nothing is downloaded while a lab runs, and a laptop CPU is enough.
+`speechcourse/` (corpus loader, audio front end, plots, self-checks){corpus}. Nothing is
+downloaded while a lab runs, and a laptop CPU is enough.
 {listing}
 ## Two commands
 
