@@ -189,3 +189,14 @@ def test_every_page_of_the_graded_run_is_inert(browser, served, graded):
         page, problems = open_page(browser, site, f"graded-{number}.html")
         page.close()
         assert problems == [], path
+
+
+def test_a_huge_written_answer_costs_seconds_not_hours():
+    """2 MB of math delimiters in a written answer (quadratic in nbconvert's regex) is capped first."""
+    import time
+    notebook = lab_submission(LAB)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("\\\\[\n" * 700_000))
+    started = time.monotonic()
+    text = render_feedback(notebook, LAB)
+    assert time.monotonic() - started < 20
+    assert "the rest of this answer was cut" in text
