@@ -606,3 +606,38 @@ def test_no_function_of_the_student_package_passes_a_labs_hidden_tests(lab):
         signal.signal(signal.SIGALRM, previous)
     print(f"\n{lab}: {tried} substitutions tried")
     assert tried, "no function of the package has a graded function's signature: the scan tried nothing"
+
+
+# ------------------------------------------------------------------------------ the site, online and offline
+
+def test_pages_workflow_builds_the_book_and_publishes_it_with_the_official_actions():
+    import yaml
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "pages.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uses = [step["uses"].split("@")[0] for step in steps if "uses" in step]
+    for action in ("actions/checkout", "actions/configure-pages", "actions/upload-pages-artifact",
+                   "actions/deploy-pages"):
+        assert action in uses, f"pages.yml does not use {action}"
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html"
+    assert any("make book" in step.get("run", "") for step in steps)
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+
+
+def test_the_korean_webfont_ships_whole_with_its_licence():
+    css = (REPO / "_static" / "korean.css").read_text()
+    files = re.findall(r"url\(([^)]+\.woff2)\)", css)
+    assert len(files) > 100
+    for name in files:
+        assert (REPO / "_static" / name).stat().st_size > 0, name
+    shipped = {path.name for path in (REPO / "_static" / "fonts" / "noto-sans-kr").glob("*.woff2")}
+    assert shipped == {Path(name).name for name in files}, "a font file the CSS does not use, or the reverse"
+    assert "SIL OPEN FONT LICENSE" in (REPO / "_static" / "fonts" / "noto-sans-kr" / "OFL.txt").read_text().upper()
+    # every Hangul syllable a page can show has a face, and Latin keeps the theme's fonts
+    ranges = [tuple(int(x, 16) for x in (part.split("-") * 2)[:2])
+              for block in re.findall(r"unicode-range: ([^;]+);", css) for part in block.replace("U+", "").split(",")]
+    covered = lambda code: any(lo <= code <= hi for lo, hi in ranges)  # noqa: E731
+    text = "".join(path.read_text() for path in (REPO / "book").glob("*.md"))
+    missing = sorted({ch for ch in text if "\uac00" <= ch <= "\ud7a3" and not covered(ord(ch))})
+    assert not missing, f"Hangul the book uses but no font face covers: {missing[:10]}"
+    assert not any(covered(code) for code in range(0x20, 0x250)), "a Korean face claims Latin characters"
