@@ -23,7 +23,8 @@ from speechmodels.rnn import torch_rnn_forward
 ref = load_sibling(__file__, "reference")
 
 GRAD_NAMES = ("Wxh", "Whh", "Who", "bh", "by", "h0")
-# (T, B, D, H, K): batch 1, one step, H != D, K != H, T == B
+# (T, B, D, H, K): batch 1, one step, H != D, K != H, T == B. Each rnn_backward test needs an array of
+# more than speechcourse.gradcheck.MAX_ENTRIES = 16 entries (tests/test_student_release.py checks it).
 SHAPES = [(1, 1, 3, 4, 2), (5, 1, 2, 3, 4), (6, 3, 4, 5, 3), (4, 4, 5, 2, 6), (1, 3, 2, 6, 3)]
 
 
