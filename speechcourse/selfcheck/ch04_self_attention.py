@@ -13,10 +13,7 @@ import numpy as np
 import torch
 
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
-
-
-def _passed(what: str) -> None:
-    print(f"✓ {what} passed")
+from speechcourse.selfcheck import self_check
 
 
 def _pair(name, result):
@@ -41,6 +38,7 @@ def _attention(f, q, k, v, mask):
     return out, weights
 
 
+@self_check("scaled_dot_product_attention")
 def check_scaled_dot_product_attention(scaled_dot_product_attention) -> None:
     q, k, v = _randn(0, 2, 3, 4), _randn(1, 2, 5, 4), _randn(2, 2, 5, 6)   # (B, U, d_k), (B, T, d_k), (B, T, d_v)
     out, weights = _attention(scaled_dot_product_attention, q, k, v, None)
@@ -70,9 +68,9 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention) -> None:
         expect_close(f"the gradient of sum(out) with respect to {name}", a.grad, b.grad.numpy(), atol=1e-4,
                      what="the gradient through torch.nn.functional.scaled_dot_product_attention (is the "
                           "softmax detached?)")
-    _passed("scaled_dot_product_attention")
 
 
+@self_check("scaled_dot_product_attention with a mask")
 def check_attention_mask(scaled_dot_product_attention) -> None:
     B, n_h, T = 2, 2, 5
     q, k, v = _randn(3, B, n_h, T, 4), _randn(4, B, n_h, T, 4), _randn(5, B, n_h, T, 3)
@@ -87,7 +85,6 @@ def check_attention_mask(scaled_dot_product_attention) -> None:
     want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).numpy()
     expect_close("out with a padding mask", out, want, atol=1e-5,
                  what="torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)")
-    _passed("scaled_dot_product_attention with a mask")
 
 
 # ------------------------------------------------------------------------------ heads
@@ -98,6 +95,7 @@ _X = torch.arange(8, dtype=torch.float32).reshape(2, 1, 4)              # (T, B,
 _HEADS = torch.tensor([[[[0., 1.], [4., 5.]], [[2., 3.], [6., 7.]]]])  # (B, n_h, T, d_head)
 
 
+@self_check("split_heads")
 def check_split_heads(split_heads) -> None:
     got = expect_shape("split_heads(x, 2) with x (T, B, d_model) = (2, 1, 4)", split_heads(_X, 2), (1, 2, 2, 2),
                        "B, n_heads, T, d_head")
@@ -109,9 +107,9 @@ def check_split_heads(split_heads) -> None:
                  what="head 0 = features 0-1 of each frame, head 1 = features 2-3")
     expect_shape("split_heads(x, 3) with x (T, B, d_model) = (5, 2, 12)", split_heads(_randn(6, 5, 2, 12), 3),
                  (2, 3, 5, 4), "B, n_heads, T, d_head")
-    _passed("split_heads")
 
 
+@self_check("merge_heads")
 def check_merge_heads(merge_heads) -> None:
     got = expect_shape("merge_heads(heads) with heads (B, n_h, T, d_head) = (1, 2, 2, 2)", merge_heads(_HEADS),
                        (2, 1, 4), "T, B, d_model")
@@ -119,7 +117,6 @@ def check_merge_heads(merge_heads) -> None:
                  what="frames [0, 1, 2, 3] and [4, 5, 6, 7]: the heads concatenated frame by frame")
     expect_shape("merge_heads(heads) with heads (B, n_h, T, d_head) = (2, 3, 5, 4)", merge_heads(_randn(7, 2, 3, 5, 4)),
                  (5, 2, 12), "T, B, d_model")
-    _passed("merge_heads")
 
 
 # ------------------------------------------------------------------ multi-head self-attention
@@ -152,6 +149,7 @@ def _mhsa(layer, x, pad, n_heads):
     return out, weights
 
 
+@self_check("MultiHeadSelfAttention against torch.nn.MultiheadAttention")
 def check_mhsa_matches_torch(MultiHeadSelfAttention) -> None:
     theirs, ours = _torch_pair(MultiHeadSelfAttention, 0, 12, 3)
     x = _randn(8, 5, 2, 12)
@@ -162,9 +160,9 @@ def check_mhsa_matches_torch(MultiHeadSelfAttention) -> None:
                  what="torch.nn.MultiheadAttention's weights per head, with the same parameters")
     expect_close("out of MultiHeadSelfAttention(12, 3)", out, want.numpy(), atol=1e-5,
                  what="torch.nn.MultiheadAttention with the same parameters")
-    _passed("MultiHeadSelfAttention against torch.nn.MultiheadAttention")
 
 
+@self_check("MultiHeadSelfAttention with key_padding_mask")
 def check_mhsa_key_padding(MultiHeadSelfAttention) -> None:
     theirs, ours = _torch_pair(MultiHeadSelfAttention, 1, 8, 2)
     x = _randn(9, 6, 2, 8)
@@ -180,14 +178,13 @@ def check_mhsa_key_padding(MultiHeadSelfAttention) -> None:
                  atol=1e-5, what="torch.nn.MultiheadAttention with the same key_padding_mask")
     expect_close("out[:, 0] (the unpadded utterance)", out[:, 0], want[:, 0].numpy(), atol=1e-5,
                  what="torch.nn.MultiheadAttention with the same key_padding_mask")
-    _passed("MultiHeadSelfAttention with key_padding_mask")
 
 
+@self_check("MultiHeadSelfAttention refuses d_model = 10 with 3 heads")
 def check_mhsa_head_count(MultiHeadSelfAttention) -> None:
     try:
         MultiHeadSelfAttention(10, 3)
     except ValueError:
-        _passed("MultiHeadSelfAttention refuses d_model = 10 with 3 heads")
         return
     except NotImplementedError:
         raise
@@ -206,6 +203,7 @@ _P = np.array([[0.0, 1.0, 0.0, 1.0],
                [0.9092974, -0.4161468, 0.0199987, 0.9998000]])
 
 
+@self_check("sinusoidal_positions")
 def check_sinusoidal_positions(sinusoidal_positions) -> None:
     got = expect_shape("sinusoidal_positions(3, 4)", sinusoidal_positions(3, 4), (3, 4), "T, d")
     if np.allclose(got[0], [1, 0, 1, 0], atol=1e-6):
@@ -215,11 +213,11 @@ def check_sinusoidal_positions(sinusoidal_positions) -> None:
         raise CheckFailed("sinusoidal_positions starts at t = 1; the first frame is t = 0 (P_0 = [0, 1, 0, 1, ...]).")
     expect_close("sinusoidal_positions(3, 4)", got, _P, atol=1e-5,
                  what="[sin(t), cos(t), sin(t/100), cos(t/100)] for t = 0, 1, 2 (10000^(2/4) = 100)")
-    _passed("sinusoidal_positions")
 
 
 # ------------------------------------------------------------------------------ encoder layer
 
+@self_check("EncoderLayer")
 def check_encoder_layer(EncoderLayer) -> None:
     torch.manual_seed(0)
     layer = EncoderLayer(8, 2, 16)
@@ -246,7 +244,6 @@ def check_encoder_layer(EncoderLayer) -> None:
                           "input: x + sublayer(LayerNorm(x)).")
     expect_close("EncoderLayer.forward(x) when both sublayers output zero", silent, x.numpy(), atol=1e-5,
                  what="x itself (pre-norm: the residual path is untouched)")
-    _passed("EncoderLayer")
 
 
 # ------------------------------------------------------------------------------ encoder
@@ -260,19 +257,26 @@ def _states(encoder, x, lengths):
                         "T, B, d_model")
 
 
+@self_check("Encoder adds the positions before the layers")
 def check_encoder_positions(Encoder, sinusoidal_positions) -> None:
+    # A property, not the answer: with no layers, adding P_t after the front layer is the same
+    # as feeding a positions=False encoder (same weights) frames moved by D_t, where D_t is
+    # chosen so that front(x_t + D_t) = front(x_t) + P_t (D = P pinv(W^T); n_in > d_model).
     torch.manual_seed(1)
-    encoder = Encoder(4, 8, 2, 16, 0)                      # no layers: norm(front(x) + P)
-    x = _randn(11, 6, 1, 4)
-    states = _states(encoder, x, [6])
-    with torch.no_grad():
-        h = encoder.front(x) + torch.as_tensor(sinusoidal_positions(6, 8))[:, None, :]
-        want = encoder.norm(h).numpy()
-    expect_close("Encoder with 0 layers", states, want, atol=1e-5,
-                 what="norm(front(x) + P): the positions go in before the first layer, with 0 layers too")
-    _passed("Encoder adds the positions before the layers")
+    with_p = Encoder(16, 8, 2, 16, 0, positions=True)
+    without = Encoder(16, 8, 2, 16, 0, positions=False)
+    without.load_state_dict(with_p.state_dict())
+    x = _randn(11, 6, 1, 16)
+    P = torch.as_tensor(sinusoidal_positions(6, 8), dtype=torch.float32)                # (T, d_model)
+    D = P @ torch.linalg.pinv(with_p.front.weight.detach().T)                            # (T, n_in)
+    moved = _states(without, x + D[:, None, :], [6])
+    expect_close("Encoder(..., n_layers=0, positions=True).forward(x)", _states(with_p, x, [6]), moved,
+                 atol=1e-4, what="the same encoder without positions fed frames whose projection is moved "
+                                 "by P: the positions go in once, right after the front layer (also with "
+                                 "no layers), and before the final norm")
 
 
+@self_check("Encoder with padding")
 def check_encoder_padding(Encoder) -> None:
     torch.manual_seed(2)
     encoder = Encoder(4, 8, 2, 16, 2)
@@ -282,9 +286,9 @@ def check_encoder_padding(Encoder) -> None:
     alone = _states(encoder, x[:3, 1:2], [3])
     expect_close("states[:3, 1] of a 3-frame utterance padded to 7 frames", states[:3, 1], alone[:, 0], atol=1e-5,
                  what="its states alone, unpadded (build key_padding_mask from lengths and give it to every layer)")
-    _passed("Encoder with padding")
 
 
+@self_check("Encoder without positions is permutation-equivariant, with positions it is not")
 def check_encoder_equivariance(Encoder) -> None:
     torch.manual_seed(3)
     x, perm = _randn(13, 8, 1, 4), torch.tensor([3, 0, 7, 1, 6, 2, 5, 4])
@@ -297,4 +301,3 @@ def check_encoder_equivariance(Encoder) -> None:
     gap = np.abs(_states(encoder, x[perm], [8]) - _states(encoder, x, [8])[perm.numpy()]).max()
     expect_true(gap > 1e-3, "with positions=True, shuffled frames still give shuffled states: are the "
                             "positions added when self.positions is True?")
-    _passed("Encoder without positions is permutation-equivariant, with positions it is not")
