@@ -144,8 +144,9 @@ def test_results_cross_the_boundary_as_data():
     assert "not data" in results["test_greedy_decode_eos"][1] or "keys" in results["test_greedy_decode_eos"][1]
 
 
-def test_hidden_tests_do_not_see_argument_mutation():
-    """Arguments are copies: a function that scribbles on its inputs is judged on what it returns."""
+def test_argument_mutation_costs_only_the_cell_that_watches_it():
+    """A function that scribbles on its inputs loses the one cell that watches them (student.observe);
+    every other test passes copies and judges what it returns."""
     ns = namespace(reference_answers())
     original = ns["shift_targets"]
 
@@ -156,7 +157,9 @@ def test_hidden_tests_do_not_see_argument_mutation():
         return result
 
     ns["shift_targets"] = scribbling
-    assert all(ok for ok, _ in hidden_results(ns).values())
+    results = hidden_results(ns)
+    assert {g for g, (ok, _) in results.items() if not ok} == {"test_shift_targets_inputs"}
+    assert "changed its argument labels" in results["test_shift_targets_inputs"][1]
 
 
 # ------------------------------------------------------------------ the reference itself
@@ -303,7 +306,8 @@ def test_committed_bottleneck_results_match_the_script_and_fall_with_length():
     assert result["config"] == experiment.CONFIG, "rerun experiments/ch02_bottleneck.py after changing CONFIG"
     assert result["steps"] == experiment.CONFIG["steps"]
     accuracy = [result["accuracy_by_length"][str(n)] for n in range(1, 11)]
-    assert accuracy[0] >= 0.8 and accuracy[0] > accuracy[2] > accuracy[5] and max(accuracy[6:]) <= 0.05
+    # the shared recipe trains short strings well (issue 8); the bottleneck still shows as length grows
+    assert min(accuracy[:2]) >= 0.9 and accuracy[1] > accuracy[5] > accuracy[7] > accuracy[9]
 
 
 def test_bottleneck_script_runs_and_writes_its_results(tmp_path):
