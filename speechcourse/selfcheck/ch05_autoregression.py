@@ -170,7 +170,7 @@ def _table_scorer(Scorer, probabilities):
 
 
 # Worked by hand. Tokens: <pad> <s> </s> a(3) b(4).
-# "" -> a 0.55, b 0.45;  "a" -> </s> 0.4, a 0.3, b 0.3;  "b" -> </s> 0.9, a 0.05, b 0.05.
+# "" -> a 0.55, b 0.4494;  "a" -> </s> 0.4, a 0.3, b 0.3;  "b" -> </s> 0.9, a 0.05, b 0.05.
 # Greedy takes a, then </s>: 0.55 * 0.4 = 0.22. Beam 2 also keeps b, and b </s> = 0.45 * 0.9 = 0.405.
 GREEDY_MISSES = {"": [1e-4, 2e-4, 3e-4, 0.55, 0.4494], "3": [1e-4, 2e-4, 0.4, 0.3, 0.2997],
                  "4": [1e-4, 2e-4, 0.9, 0.05, 0.0497]}     # tiny differences: no ties anywhere
@@ -197,8 +197,8 @@ def check_beam_search_scores(beam_search, Scorer) -> None:
                 f"beam_search(scorer, beam=2, max_len=3) returned {tokens}; expected [[4], [3]]: step 1 keeps "
                 f"a and b, step 2's two best extensions are b </s> (0.405) and a </s> (0.22), both finished, "
                 f"so the beam is empty and the search stops.")
-    expect_close("their scores", np.array(scores), np.log([0.405, 0.22]), rtol=1e-3,
-                 what="log 0.405 and log 0.22 (sums of log-probabilities, not probabilities)")
+    expect_close("their scores", np.array(scores), np.log([0.4494 * 0.9, 0.55 * 0.4]), rtol=1e-4,
+                 what="log(0.4494 * 0.9) and log(0.55 * 0.4) (sums of log-probabilities, not probabilities)")
     _passed("beam_search scores")
 
 
