@@ -246,7 +246,9 @@ def test_self_check_data_is_what_the_reference_computes():
     with np.load(selfcheck.DATA) as committed:
         assert set(committed.files) == set(built)
         for key, value in built.items():
-            np.testing.assert_allclose(committed[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+            np.testing.assert_allclose(committed[key], value, rtol=1e-5, atol=1e-6, err_msg=(
+                f"{key}: run python solutions/ch02_seq2seq/selfcheck_data.py (the file also "
+                f"holds the book's curve from book/results/ch02_bottleneck.json)"))
 
 
 def test_self_check_module_computes_no_answer():
