@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from autograder.hidden import StudentError, hidden_test, load_sibling
-from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+from speechcourse.checks import (CheckFailed, as_array, describe, expect_close, expect_dtype, expect_shape,
+                                 expect_true)
 
 ref = load_sibling(__file__, "reference")
 TOL = {"rtol": 1e-4, "atol": 1e-5}
@@ -143,6 +144,15 @@ def _(student):
                      what="softmax over the keys of q k^T / sqrt(d_k)")
         expect_close(f"out ({what})", out, want, **TOL,
                      what="torch.nn.functional.scaled_dot_product_attention(q, k, v)")
+    # the lab says the functions do not modify their arguments
+    q, k, v = _randn(21, 2, 3, 4), _randn(22, 2, 5, 4), _randn(23, 2, 5, 2)
+    mask = torch.ones(2, 3, 5, dtype=torch.bool)
+    mask[1, :, 3:] = False
+    before = [q.clone(), k.clone(), v.clone(), mask.clone()]
+    call = student.observe.scaled_dot_product_attention(q, k, v, mask)
+    changed = call.changed(before)
+    expect_true(not changed, f"scaled_dot_product_attention modified its argument(s) {', '.join(changed)}: "
+                             f"the lab asks you to leave q, k, v and mask as they are.")
     # gradients reach q, k and v (training backpropagates through attention)
     q, k, v = _randn(25, 2, 4, 3), _randn(26, 2, 6, 3), _randn(27, 2, 6, 5)
     g_out = _randn(28, 2, 4, 5)
@@ -312,7 +322,10 @@ def _(student):
 @hidden_test("test_sinusoidal_positions")
 def _(student):
     for T, d in ((7, 8), (50, 16), (1, 4), (13, 2), (101, 64)):
-        got = expect_shape(f"sinusoidal_positions({T}, {d})", student.sinusoidal_positions(T, d), (T, d), "T, d")
+        P = student.sinusoidal_positions(T, d)
+        expect_dtype(f"sinusoidal_positions({T}, {d}) (the lab asks for float32, the dtype of the frames)", P,
+                     "float32")
+        got = expect_shape(f"sinusoidal_positions({T}, {d})", P, (T, d), "T, d")
         expect_close(f"sinusoidal_positions({T}, {d})", got, ref.sinusoidal_positions(T, d).numpy(),
                      rtol=1e-4, atol=1e-5,
                      what="P[t, 2i] = sin(t / 10000^(2i/d)), P[t, 2i+1] = cos(t / 10000^(2i/d)), t from 0")
