@@ -137,7 +137,9 @@ def test_renamed_layers_fail_with_a_message_about_the_names():
     assert "Keep the layers" in results["test_mhsa_matches_torch"][1]
 
 
-def test_hidden_tests_do_not_see_argument_mutation():
+def test_modifying_an_argument_is_caught_and_costs_only_its_cell():
+    """The lab says arguments are left alone: the observed call sees a scribbler, the other
+    calls get copies, so nothing else is affected."""
     ns = namespace(reference_answers())
     original = ns["scaled_dot_product_attention"]
 
@@ -145,12 +147,13 @@ def test_hidden_tests_do_not_see_argument_mutation():
         result = original(q, k, v, mask)
         if not q.requires_grad:          # (in a gradient check the inputs are autograd leaves)
             q.zero_()
-            k.zero_()
         return result
 
     ns["scaled_dot_product_attention"] = scribbling
     results = hidden_results(ns)
-    assert results["test_scaled_dot_product_attention"][0] and results["test_attention_mask"][0]
+    assert not results["test_scaled_dot_product_attention"][0]
+    assert "modified" in results["test_scaled_dot_product_attention"][1]
+    assert results["test_attention_mask"][0] and results["test_mhsa_matches_torch"][0]
 
 
 def test_head_count_error_must_be_a_value_error():
