@@ -43,15 +43,18 @@ RESULTS = ROOT / "book" / "results"
 OUT = RESULTS / "ch05_recogniser.json"
 MASKS_OUT = RESULTS / "ch05_mask_ablation.json"
 BEAMS = (1, 2, 4, 8)
-BEAM_UTTERANCES = 100
+BEAM_UTTERANCES = 40
 CACHE_LENGTHS = (8, 16, 32, 64)
 MASK_STEPS = 300
 PARTS = ("main", "exposure", "beams", "cache")
 TARGET = {"sequence_accuracy": 0.97, "wer": 0.01}     # the issue's target on `test`
 # With CONFIG's peak learning rate the decoder stalled near the unigram loss while the rate was
 # high (runs of 1800 and 600 steps, killed); the capstone runs with a lower peak (--lr).
-STALLED = {"lr": 3e-3, "steps_planned": 600, "loss_at_step_200": 2.33, "loss_at_step_400": 2.049,
-           "steps_planned_first": 1800, "first_loss_at_step_400": 2.113}
+# With a linear front (chapter 4's encoder as it is) the decoder stalled near the unigram loss
+# for hundreds of steps (runs killed; the causal model of the mask ablation shows the same);
+# two convolutions before self-attention (a conformer-lite front) let it learn in the budget.
+STALLED = {"front": "linear", "lr": 3e-3, "loss_at_step_400": 2.049, "lr_lower": 1e-3,
+           "lower_lr_loss_at_step_200": 2.34}
 EXTRA = 3           # decode at most (longest reference + EXTRA) symbols
 CONTENTION = ("a 2-core machine shared with six other helpers' jobs (load average 14-20 while this ran), "
               "so wall seconds are far above CPU seconds; CPU seconds are the process's own")
@@ -97,10 +100,10 @@ def beam_table(model, split) -> list[dict]:
     return rows
 
 
-def cache_speedup(model, split, repeats: int = 3) -> list[dict]:
+def cache_speedup(model, split, repeats: int = 2) -> list[dict]:
     """Seconds to generate exactly U symbols (no stop at </s>), with and without the cache."""
     rows = []
-    for B in (1, 32):
+    for B in (1, 16):
         _, memory, pad, _, _ = encode_split(model, split, range(B))
         for U in CACHE_LENGTHS:
             times = {}
@@ -229,7 +232,8 @@ def main_scores(model, config, log, test) -> dict:
     errors = [{"split": "test", "index": i, "voice": test.voices[i], "text": r, "heard": h}
               for i, (r, h) in enumerate(zip(test.texts, test_hyps)) if r != h]
     result = {
-        "model": f"self-attention encoder ({ENCODER['n_layers']} pre-norm layers, d = {ENCODER['d_model']}) + "
+        "model": f"conformer-lite encoder (two convolutions, then {ENCODER['n_layers']} pre-norm self-attention "
+                 f"layers, d = {ENCODER['d_model']}) + "
                  f"causal self-attention decoder with cross-attention ({DECODER['n_layers']} layers, "
                  f"d = {DECODER['d_model']}), trained by speechmodels.training.train with CONFIG",
         "config": config, "encoder": ENCODER, "decoder": DECODER,

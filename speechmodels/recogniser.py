@@ -1,7 +1,7 @@
 """The course's capstone recogniser (chapter 5): a self-attention encoder and a causal
 self-attention decoder with cross-attention.
 
-    frames x (T, B, F) --FrontEnd--> --SelfAttentionEncoder (chapter 4)--> memory (T', B, d)
+    frames x (T, B, F) --FrontEnd--> --ConvFront--> --SelfAttentionEncoder (chapter 4)--> memory (T, B, d)
     y_in (U, B) --embeddings + positions--> n x DecoderLayer(masked self-attn, cross-attn, FF) --> logits (U, B, V)
 
 The pieces come from `speechmodels.transformer` (multi-head attention with a key/value
@@ -24,7 +24,7 @@ from speechmodels.transformer import (FeedForward, MultiHeadAttention, SelfAtten
                                       padding_mask, sinusoidal_positions)
 
 PAD, BOS, EOS = DIGIT_VOCAB.pad, DIGIT_VOCAB.bos, DIGIT_VOCAB.eos
-ENCODER = {"d_model": 96, "n_heads": 4, "n_layers": 3, "d_ff": 192, "dropout": 0.1}
+ENCODER = {"d_model": 96, "n_heads": 4, "n_layers": 3, "d_ff": 192, "dropout": 0.1, "front": "conv"}
 DECODER = {"d_model": 96, "n_heads": 4, "n_layers": 2, "d_ff": 192, "dropout": 0.1}
 MASKS = ("causal", "none", "off_by_one")
 
@@ -123,6 +123,21 @@ class TransformerDecoder(nn.Module):
                 "cache": [() for _ in self.layers]}
 
 
+class ConvFront(nn.Module):
+    """Two Conv1d(kernel 5, stride 1) + ReLU over time: each step sees its neighbours (+-4 steps,
+    about 0.7 s at 4x stacked frames) before self-attention; the length is unchanged."""
+
+    def __init__(self, n_in: int, d_model: int, kernel: int = 5):
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_in, d_model, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2)
+
+    def forward(self, x, lengths):
+        """x (T, B, F) -> (T, B, d_model), lengths unchanged; zero frames stay outside each utterance."""
+        h = torch.relu(self.conv2(torch.relu(self.conv1(x.permute(1, 2, 0)))))   # (B, d, T)
+        return h.permute(2, 0, 1), lengths
+
+
 class Recogniser(nn.Module):
     """FrontEnd -> SelfAttentionEncoder -> TransformerDecoder; trained by `speechmodels.training.train`."""
 
@@ -133,6 +148,8 @@ class Recogniser(nn.Module):
         self.front = FrontEnd(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"])
         self.encoder = SelfAttentionEncoder(n_in, encoder["d_model"], encoder["n_heads"], encoder["n_layers"],
                                             encoder["d_ff"], encoder["dropout"])
+        if encoder.get("front", "linear") == "conv":          # conformer-lite: local context first
+            self.encoder.front = ConvFront(n_in, encoder["d_model"])
         self.decoder = TransformerDecoder(vocab_size, decoder["d_model"], decoder["n_heads"], decoder["n_layers"],
                                           decoder["d_ff"], decoder["dropout"])
         self.mask = mask
