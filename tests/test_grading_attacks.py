@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, failed_tests
+from conftest import FIXTURES, LAB, failed_tests
 
 NORMS = {"test_gradient_norms_shape", "test_gradient_norms_values"}
 CLIP = {"test_clip_gradients_scales", "test_clip_gradients_below_threshold"}
@@ -120,7 +120,7 @@ def test_no_host_path_reaches_the_feedback(graded):
     for path in (graded["out"] / "feedback").rglob("*.html"):
         text = path.read_text()
         assert repo not in text and "/tmp/grade-" not in text and "/tmp/course-" not in text, path
-    page = next(p for p in (graded["out"] / "feedback").rglob("*.html") if "print_host_paths" in str(p))
+    page = graded["out"] / "feedback" / "attack-print_host_paths" / LAB / f"{LAB}.html"   # the attack's own lab
     assert "host: /opt/venv" in page.read_text() and "sandbox" in page.read_text()
 
 
