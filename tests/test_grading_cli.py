@@ -33,3 +33,40 @@ def test_bad_input_gets_a_sentence(tmp_path, args, says):
     done = _run(*args, cwd=REPO if args[0] == "fill" else tmp_path)
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+POOL_THAT_LOSES_ITS_PARENT = """
+import multiprocessing, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from autograder.grade import _die_with_parent
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent)
+    print(pool.submit(__import__("os").getpid).result(), flush=True)   # the worker's pid
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""
+
+
+def test_pool_workers_die_with_the_grading_process(tmp_path):
+    """A grading run killed outright (SIGKILL: no cleanup runs) leaves no worker behind."""
+    import os
+    import signal
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_THAT_LOSES_ITS_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    worker = int(parent.stdout.readline())
+    os.kill(worker, 0)                                        # alive while its parent is
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"pool worker {worker} outlived its killed parent by 10 s")
