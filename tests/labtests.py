@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from autograder.course import SOLUTIONS, source_notebook
 from autograder.fill import answers_from_source, read_answers
@@ -167,3 +168,68 @@ class LabContract:
         for grade_id in failed:
             message = results[grade_id][1]
             assert len(message) > 25 and message[0] != "<", f"{grade_id}: unhelpful message {message!r}"
+
+
+class LabGrading:
+    """A lab through the real grader, written once: the solution scores full, the untouched lab
+    zero, and each realistic mistake in tests/fixtures/<lab> loses exactly its points.
+
+    The results come from the session's one class run (``graded`` in conftest.py). A lab's
+    module subclasses it as ``class TestLabGraded(LabGrading)`` and sets ``lab_name``,
+    ``test_points``, ``manual_points``, ``expected_failures`` (as for ``LabContract``) and
+    ``skipped_cells``: how many cells of the instructor notebook are tagged
+    ``skip-when-grading`` (training, measuring or plotting that no hidden test depends on),
+    which the grader does not run and every feedback page names. While working on one lab:
+    ``GRADED_LABS=<lab> pytest tests/test_grading_<lab>.py``.
+    """
+
+    lab_name: str
+    test_points: dict[str, float]
+    manual_points: dict[str, float]
+    expected_failures: dict[str, set[str]]
+    skipped_cells: int
+
+    @pytest.fixture
+    def results(self, graded):
+        """This lab's results, keyed by student (solution, untouched, mistake-<fixture>, ...)."""
+        from conftest import lab_results
+        return lab_results(graded, self.lab_name)
+
+    @property
+    def total(self) -> float:
+        return sum(self.test_points.values())
+
+    def test_solution_scores_full(self, results):
+        result = results["solution"]
+        assert result.score == result.max_score == self.total, {t.grade_id: t.message for t in result.tests}
+        assert result.status == "needs manual grading"
+        assert result.manual_max_score == sum(self.manual_points.values())
+        assert not any("failed" in note for note in result.notes), result.notes
+
+    def test_untouched_lab_scores_zero(self, results):
+        result = results["untouched"]
+        assert result.score == 0 and result.max_score == self.total
+        assert result.submitted == "untouched"
+        assert all("NotImplementedError" in test.message for test in result.tests), \
+            {t.grade_id: t.message for t in result.tests}
+
+    def test_fixture_loses_exactly_its_points(self, results, fixture_name):
+        from conftest import failed_tests
+        result = results[f"mistake-{fixture_name}"]
+        assert failed_tests(result) == set(self.expected_failures[fixture_name]), \
+            {t.grade_id: t.message for t in result.tests if t.score < t.max_score}
+        lost = sum(self.test_points[grade_id] for grade_id in self.expected_failures[fixture_name])
+        assert result.score == self.total - lost
+
+    def test_every_fixture_is_graded(self, results):
+        on_disk = {path.stem for path in (FIXTURES / self.lab_name).glob("*.py")}
+        assert on_disk == set(self.expected_failures)
+        assert {f"mistake-{name}" for name in on_disk} <= set(results)
+
+    def test_skipped_cells_are_not_run_and_the_feedback_says_so(self, graded, results):
+        from autograder.skipping import is_tagged
+        tagged = sum(is_tagged(cell) for cell in nbformat.read(source_notebook(self.lab_name), as_version=4).cells)
+        assert tagged == self.skipped_cells, "the instructor notebook's skip-when-grading cells changed"
+        student = results["solution"].gradebook_id
+        page = (graded["out"] / "feedback" / student / self.lab_name / f"{self.lab_name}.html").read_text()
+        assert page.count("Not run when graded") == tagged
