@@ -66,7 +66,7 @@ def save_half(model: torch.nn.Module, path: Path) -> None:
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, path)
 
 
-def train_speech(score: str, config: dict, contention: str) -> dict:
+def train_speech(score: str, config: dict, contention: str, folder: Path = RESULTS) -> dict:
     torch.manual_seed(config["seed"])
     train_split = load_split("train", stack=config["stack"])
     test_split = load_split("test_by_length", stack=config["stack"])
@@ -76,7 +76,7 @@ def train_speech(score: str, config: dict, contention: str) -> dict:
     evaluation = evaluate(model, test_split)
     eval_seconds = time.perf_counter() - started
     hypotheses = evaluation.pop("hypotheses")
-    save_half(model, RESULTS / f"ch03_{score}.pt")
+    save_half(model, folder / f"ch03_{score}.pt")
     return {
         "model": DESCRIPTIONS[score],
         **evaluation,
@@ -92,7 +92,8 @@ def train_speech(score: str, config: dict, contention: str) -> dict:
     }
 
 
-def adopt_speech(score: str, weights: Path, log: Path, config: dict, contention: str) -> dict:
+def adopt_speech(score: str, weights: Path, log: Path, config: dict, contention: str,
+                 folder: Path = RESULTS) -> dict:
     """A model trained earlier by the same `train` with the same CONFIG and seed, in another process.
 
     ``weights`` is its float32 state_dict; ``log`` its training log: lines
@@ -110,7 +111,7 @@ def adopt_speech(score: str, weights: Path, log: Path, config: dict, contention:
     evaluation = evaluate(model, test_split)
     eval_seconds = time.perf_counter() - started
     hypotheses = evaluation.pop("hypotheses")
-    save_half(model, RESULTS / f"ch03_{score}.pt")
+    save_half(model, folder / f"ch03_{score}.pt")
     return {
         "model": DESCRIPTIONS[score],
         **evaluation,
@@ -140,7 +141,7 @@ def phrase_tensors(pairs):
     return words, lengths, torch.from_numpy(y_in), torch.from_numpy(y_out)
 
 
-def train_phrases(p: dict) -> dict:
+def train_phrases(p: dict, folder: Path = RESULTS) -> dict:
     torch.manual_seed(p["seed"])
     train_pairs = make_pairs(p["train_pairs"], seed=p["seed"])
     test_pairs = make_pairs(p["test_pairs"], seed=p["seed"] + 1)
@@ -159,7 +160,7 @@ def train_phrases(p: dict) -> dict:
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     words, lengths, _, _ = phrase_tensors(test_pairs)
     hyps = [TARGET_VOCAB.decode(t + [TARGET_VOCAB.eos]) for t in model.greedy(words, lengths, 12)]
-    torch.save(model.state_dict(), RESULTS / "ch03_phrases.pt")
+    torch.save(model.state_dict(), folder / "ch03_phrases.pt")
     return dict(p, test_accuracy=round(float(np.mean([h == f for h, (_, f) in zip(hyps, test_pairs)])), 4),
                 train_seconds=round(seconds, 1), train_cpu_seconds=round(cpu, 1),
                 weights="ch03_phrases.pt", final_loss=round(loss.item(), 4))
@@ -179,16 +180,18 @@ def main() -> None:
     config = dict(CONFIG, steps=args.steps)
     torch.set_num_threads(config["threads"])
     trained, phrases = {}, None
+    folder = args.out.parent                   # the weights go beside the JSON (a smoke run's too)
+    folder.mkdir(parents=True, exist_ok=True)
     if args.adopt:
         score, weights, log = args.adopt
-        trained[score] = adopt_speech(score, Path(weights), Path(log), config, args.contention)
+        trained[score] = adopt_speech(score, Path(weights), Path(log), config, args.contention, folder)
         print(f"{score} (adopted): accuracy by length {trained[score]['accuracy_by_length']}")
     for score in args.scores:
         if score == "phrases":
-            phrases = train_phrases(PHRASES)
+            phrases = train_phrases(PHRASES, folder)
             print(f"phrases: test accuracy {phrases['test_accuracy']}")
             continue
-        trained[score] = train_speech(score, config, args.contention)
+        trained[score] = train_speech(score, config, args.contention, folder)
         print(f"{score}: {trained[score]['train_seconds']} s; accuracy by length "
               f"{trained[score]['accuracy_by_length']}")
     # merge into the file as it is now (another run may have written its model meanwhile)

@@ -44,7 +44,7 @@ TEXT = {"d_model": 32, "n_heads": 2, "n_layers": 2, "d_ff": 64, "hidden": 32, "e
 
 def speech_model(n_in: int, config: dict = CONFIG, encoder: dict = ENCODER, positions: bool = True):
     """FrontEnd -> SelfAttentionEncoder -> chapter 3's AttentionDecoder, sized by CONFIG and ENCODER."""
-    front = FrontEnd(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"])
+    front = FrontEnd.from_config(config)
     sa = SelfAttentionEncoder(n_in, encoder["d_model"], encoder["n_heads"], encoder["n_layers"],
                               encoder["d_ff"], encoder["dropout"], positions=positions)
     decoder = AttentionDecoder(sa.size, config["hidden"], len(DIGIT_VOCAB), emb=config["emb"], score=SCORE,
@@ -97,7 +97,7 @@ def train_text(model, text: dict = TEXT) -> dict:
             "cpu_seconds": round(time.process_time() - cpu, 1), "loss_every_50_steps": mean_every(losses)}
 
 
-def run(config: dict, text: dict, out: Path) -> dict:
+def run(config: dict, text: dict, out: Path, contention: str = "none recorded") -> dict:
     torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
     train_split = load_split("train", stack=config["stack"])
@@ -125,8 +125,8 @@ def run(config: dict, text: dict, out: Path) -> dict:
         "loss_every_50_steps": mean_every(log["losses"]),
         "text_task": {"config": text, **text_log,
                       "parameters": sum(p.numel() for p in text_net.parameters())},
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s); "
-                   "a 2-core machine shared with other jobs, so wall seconds exceed CPU seconds",
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s)",
+        "contention": contention,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -156,8 +156,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=CONFIG["steps"])
     parser.add_argument("--text-steps", type=int, default=TEXT["steps"])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--contention", default="none recorded",
+                        help="what else ran on the machine meanwhile (stored in the JSON)")
     args = parser.parse_args()
-    result = run(dict(CONFIG, steps=args.steps), dict(TEXT, steps=args.text_steps), args.out)
+    result = run(dict(CONFIG, steps=args.steps), dict(TEXT, steps=args.text_steps), args.out, args.contention)
     print(f"trained {result['steps']} steps in {result['train_seconds']} s "
           f"({result['train_cpu_seconds']} s of CPU)")
     for n, a in result["accuracy_by_length"].items():

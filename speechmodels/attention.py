@@ -177,7 +177,7 @@ class AttentionSeq2Seq(nn.Module):
 
 def speech_model(n_in: int, score: str, config: dict, vocab_size: int = len(DIGIT_VOCAB)) -> AttentionSeq2Seq:
     """Chapter 3's speech recogniser: FrontEnd, bi-GRU encoder and attention decoder sized by config."""
-    front = FrontEnd(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"])
+    front = FrontEnd.from_config(config)
     encoder = BiGRUEncoder(n_in, config["hidden"], config["layers"], config["dropout"])
     decoder = AttentionDecoder(encoder.size, config["hidden"], vocab_size, emb=config["emb"], score=score,
                                dropout=config["dropout"])

@@ -64,3 +64,25 @@ def iterate_batches(split: Split, batch_size: int, seed: int | None = 0, shuffle
     """`speechcourse.corpus.iterate_batches` (same order for the same seed), with teacher forcing."""
     for index in corpus.batch_order(len(split), batch_size, seed, shuffle, drop_last):
         yield make_batch(split, index, vocab)
+
+
+def bucketed_batches(split: Split, batch_size: int, seed: int = 0, window: int = 20,
+                     vocab: Vocab = DIGIT_VOCAB) -> Iterator[Batch]:
+    """One pass over a split in batches of utterances of similar length, in random order.
+
+    A random batch pads every utterance to its longest one; with strings of 1 to 10 digits
+    about half of each batch is then padding, which the encoder computes all the same. Here
+    the shuffled utterances are taken ``window`` batches at a time, sorted by length and cut
+    into batches, and the batches of the whole pass are shuffled: each batch is nearly
+    padding-free, every utterance is still seen once per pass, and the seed fixes the order.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = np.array([len(f) for f in split.features])
+    order = rng.permutation(len(split))
+    batches = []
+    for start in range(0, len(order), batch_size * window):
+        chunk = order[start:start + batch_size * window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    for index in rng.permutation(len(batches)):
+        yield make_batch(split, batches[index], vocab)

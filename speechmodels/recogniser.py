@@ -145,7 +145,7 @@ class Recogniser(nn.Module):
                  mask: str = "causal", vocab_size: int = len(DIGIT_VOCAB)):
         super().__init__()
         decoder_mask(mask, 1)                                          # refuse an unknown kind now
-        self.front = FrontEnd(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"])
+        self.front = FrontEnd.from_config(config)
         self.encoder = SelfAttentionEncoder(n_in, encoder["d_model"], encoder["n_heads"], encoder["n_layers"],
                                             encoder["d_ff"], encoder["dropout"])
         if encoder.get("front", "linear") == "conv":          # conformer-lite: local context first

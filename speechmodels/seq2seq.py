@@ -103,6 +103,6 @@ def greedy_loop(step, y, s, max_len: int) -> list:
 
 def from_config(n_in: int, config: dict) -> Seq2Seq:
     """The chapter 2 model with the sizes and regularisation of a training CONFIG."""
-    front = FrontEnd(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"])
+    front = FrontEnd.from_config(config)
     return Seq2Seq(n_in, hidden=config["hidden"], emb=config["emb"], layers=config["layers"],
                    dropout=config["dropout"], front=front)

@@ -242,7 +242,9 @@ def test_committed_attention_results_use_the_shared_budget():
         path = ROOT / "book" / "results" / result["weights"][name]
         assert path.exists() and path.stat().st_size < 2_000_000, name
     accuracy = {k: [m["accuracy_by_length"][str(n)] for n in range(1, 11)] for k, m in models.items()}
-    assert min(accuracy["location"]) >= 0.9, "location-aware attention holds up at every length"
+    # holds up at every length: 50 utterances per length, so 0.85 is 7 errors, twice the mean's
+    assert min(accuracy["location"]) >= 0.85, "location-aware attention holds up at every length"
+    assert np.mean(accuracy["location"]) >= 0.93 > np.mean(accuracy["none"])
     assert accuracy["none"][0] > accuracy["none"][6] > accuracy["none"][9], "no attention falls with length"
     assert all(l > n for l, n in zip(accuracy["location"][3:], accuracy["none"][3:])), "attention wins from 4 digits on"
 
@@ -269,13 +271,12 @@ def test_committed_weights_reproduce_the_committed_accuracy():
         assert abs(acc - result["models"]["location"]["accuracy_by_length"][str(n)]) <= 0.04, n
 
 
-def test_attention_script_smoke(tmp_path, monkeypatch):
+def test_attention_script_smoke(tmp_path):
     import importlib.util
     spec = importlib.util.spec_from_file_location("ch03_attention_experiment", ROOT / "experiments" / "ch03_attention.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "RESULTS", tmp_path)
     from speechmodels.training import CONFIG
-    result = module.train_speech("dot", dict(CONFIG, steps=2), "smoke test")
+    result = module.train_speech("dot", dict(CONFIG, steps=2), "smoke test", folder=tmp_path)
     assert result["steps"] == 2 and (tmp_path / "ch03_dot.pt").exists()
     assert [len(result["position_accuracy_by_length"][str(n)]) for n in range(1, 11)] == list(range(1, 11))

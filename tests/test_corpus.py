@@ -137,6 +137,23 @@ def test_iterate_batches_covers_the_split_once_in_a_seeded_order(splits):
     assert len(list(corpus.iterate_batches(valid, 64, drop_last=True))) == len(valid) // 64
 
 
+def test_bucketed_batches_cover_the_split_once_with_little_padding(splits):
+    """The training recipe's batches: every utterance once per pass, a seeded order, and
+    about half the padded frames of random batches (which pad to the longest of 1-10 digits)."""
+    from speechmodels.batches import bucketed_batches, iterate_batches
+    train = splits["train"]
+    batches = list(bucketed_batches(train, 32, seed=5, window=20))
+    seen = np.concatenate([b.index for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(train)))
+    assert np.array_equal(seen, np.concatenate([b.index for b in bucketed_batches(train, 32, seed=5, window=20)]))
+    assert not np.array_equal(seen, np.concatenate([b.index for b in bucketed_batches(train, 32, seed=6, window=20)]))
+    padded = lambda bs: sum(b.x.shape[0] * b.x.shape[1] for b in bs)           # noqa: E731
+    real = sum(len(f) for f in train.features)
+    assert padded(batches) < 1.15 * real < 0.6 * padded(iterate_batches(train, 32, seed=5))
+    lengths = [len(b.index) for b in batches]
+    assert max(lengths) == 32 and sum(lengths) == len(train)
+
+
 def test_committed_wavs_match_their_stored_features(splits):
     """The stored features are exactly the front end applied to the audio: regenerating
     them with `speechcourse.frontend.log_mel` gives the same bytes."""
