@@ -254,7 +254,8 @@ def main_scores(model, config, log, test, contention: str) -> dict:
         "model": f"conformer-lite encoder (two convolutions, then {ENCODER['n_layers']} pre-norm self-attention "
                  f"layers, d = {ENCODER['d_model']}) + "
                  f"causal self-attention decoder with cross-attention ({DECODER['n_layers']} layers, "
-                 f"d = {DECODER['d_model']}), trained by speechmodels.training.train with CONFIG",
+                 f"d = {DECODER['d_model']}), trained by speechmodels.training.train with CONFIG "
+                 f"({config['steps']} steps, peak learning rate {config['lr']:g})",
         "config": config, "encoder": ENCODER, "decoder": DECODER,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": len(log["losses"]),
