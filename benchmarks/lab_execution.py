@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import nbformat
@@ -14,7 +14,13 @@ from autograder.course import lab_names, source_notebook
 
 
 def main() -> None:
-    for lab in sys.argv[1:] or lab_names():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("labs", nargs="*", metavar="lab", help=f"one of {', '.join(lab_names())} (default: all)")
+    labs = parser.parse_args().labs
+    unknown = sorted(set(labs) - set(lab_names()))
+    if unknown:
+        parser.error(f"unknown lab {', '.join(unknown)}; the labs are {', '.join(lab_names())}")
+    for lab in labs or lab_names():
         path = source_notebook(lab)
         notebook = nbformat.read(path, as_version=4)
         started = time.perf_counter()
