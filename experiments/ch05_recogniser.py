@@ -57,11 +57,10 @@ STALLED = {"front": "linear", "lr": 3e-3, "loss_at_step_400": 2.049, "lr_lower":
            "lower_lr_loss_at_step_200": 2.34}
 # The capstone trained by the recipe exactly (CONFIG: 2400 steps, peak rate 3e-3), measured by
 # `capstone --steps 2400 --lr 3e-3` before the run the chapter shows (--steps 4000 --lr 2e-3,
-# the same CPU seconds): the decoder had not found the frames yet.
+# cheaper steps within the same five minutes of one core): the decoder had not found the frames yet.
 AT_RECIPE = {"steps": 2400, "lr": 3e-3, "final_loss": 1.0283, "train_cpu_seconds": 179.5,
              "test": {"sequence_accuracy": 0.61, "wer": 0.0997}}
 EXTRA = 3           # decode at most (longest reference + EXTRA) symbols
-
 
 
 def text(tokens) -> str:
@@ -160,9 +159,9 @@ def exposure_bias(model, split) -> dict:
 
 
 def fit_scores(model, train_split, test) -> dict:
-    """Greedy scores on FIT_UTTERANCES training utterances (voices it learnt from) beside `test`
-    (voices it never heard): a model that gets its own training voices right and misses new
-    ones is held back by the voices, one that misses both by its fit."""
+    """Greedy scores on FIT_UTTERANCES training utterances (voices heard, strings seen) beside
+    `test` (voices never heard): a model that gets its own training utterances right and misses
+    new voices is held back by the voices (or by memorising), one that misses both by its fit."""
     heard = type(train_split)(train_split.name, *(part[:FIT_UTTERANCES] for part in
                                                   (train_split.features, train_split.texts, train_split.voices)))
     decode = lambda m, p, n: greedy(model.decoder, m, p, n)              # noqa: E731

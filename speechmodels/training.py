@@ -15,10 +15,9 @@ frames only, so padding never counts) and, in training mode only, applies
 SpecAugment-style masks. Because the front end is part of the model, the book can feed
 a trained model the corpus's features directly.
 
-The recipe (`CONFIG`), tuned so that the model without attention gets short strings about
-as right as the attention models do (0.94-0.96 on 1-2 digits, unseen voices, where
-earlier recipes gave 0.90 and 0.60), so that what is left of its fall with length is the
-bottleneck and not undertraining:
+The recipe (`CONFIG`), tuned so that the model without attention gets short strings right
+(0.96 on 1 and on 2 digits, unseen voices, where earlier recipes gave 0.90 and 0.60), so
+that what is left of its fall with length is the bottleneck and not undertraining:
 
 - per-utterance mean and variance normalisation (`FrontEnd`);
 - SpecAugment-style masking while training: `fmasks` frequency masks of up to
