@@ -25,6 +25,25 @@ class StudentError(Exception):
     """The student's function raised, was missing, or returned something that is not data."""
 
 
+def with_weights(student, cls: str, state: dict, *args):
+    """A handle to the student's ``cls(*args)`` with the known weights ``state`` loaded.
+
+    The tests of a student's ``nn.Module`` load the reference's weights into it by name, so a
+    failure here means the student renamed or resized a layer that ``__init__`` creates: the
+    sentence says so, as a failed check rather than a crash.
+    """
+    from speechcourse.checks import CheckFailed
+    handle = getattr(student.keep, cls)(*args)
+    try:
+        handle.keep.load_state_dict(state)
+    except StudentError as error:
+        raise CheckFailed(
+            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
+            f"layers that __init__ creates in the notebook, with their names and sizes; the "
+            f"tests load known weights into them.") from None
+    return handle
+
+
 class HiddenTests(dict):
     """grade_id -> test function, in the order the lab declares them."""
 

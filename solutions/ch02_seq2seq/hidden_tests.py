@@ -22,7 +22,7 @@ the context loses its cell. Dtypes the lab states (int64 token ids) are checked.
 import numpy as np
 import torch
 
-from autograder.hidden import StudentError, hidden_test, load_sibling
+from autograder.hidden import hidden_test, load_sibling, with_weights
 from speechcourse.checks import (CheckFailed, as_array, describe, expect_close, expect_dtype, expect_shape,
                                  expect_true)
 
@@ -33,17 +33,6 @@ PAD, BOS, EOS, V = 0, 1, 2, 13
 # ------------------------------------------------------------ handles, here and in the sandbox
 
 
-def _make(student, cls, state, *args):
-    """A handle to the student's ``cls(*args)`` with ``state`` loaded (names must match)."""
-    handle = getattr(student.keep, cls)(*args)
-    try:
-        handle.keep.load_state_dict(state)
-    except StudentError as error:
-        raise CheckFailed(
-            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
-            f"layers that __init__ creates in the notebook, with their names and sizes; the "
-            f"tests load known weights into them.") from None
-    return handle
 
 
 # ----------------------------------------------------------------------- problems and weights
@@ -229,7 +218,7 @@ def _(student):
     """The context is the state after each utterance's last real frame: padding cannot change it."""
     for seed, (F, H) in enumerate(ENCODER_SIZES):
         module, state = _state(ref.Encoder, 100 + seed, F, H)
-        encoder = _make(student, "Encoder", state, F, H)
+        encoder = with_weights(student, "Encoder", state, F, H)
         lengths = [6, 2, 9, 1, 4]
         x, n = _frames(seed, lengths, F, extra=3)   # padded past the longest utterance, too
         _, context = _encode(encoder, x, n, x.shape[0], len(lengths), H)
@@ -256,7 +245,7 @@ def _(student):
     """All states: the GRU's state at every real frame, zero on padding."""
     for seed, (F, H) in enumerate(ENCODER_SIZES):
         module, state = _state(ref.Encoder, 200 + seed, F, H)
-        encoder = _make(student, "Encoder", state, F, H)
+        encoder = with_weights(student, "Encoder", state, F, H)
         lengths = [3, 7, 1, 5]
         x, n = _frames(10 + seed, lengths, F, extra=2)
         states, _ = _encode(encoder, x, n, x.shape[0], len(lengths), H)
@@ -284,7 +273,7 @@ DECODER_SIZES = [(6, 4), (3, 8)]   # (emb, H)
 
 def _decoder(student, seed, emb, H, scale=1.0):
     module, state = _state(ref.Decoder, seed, V, emb, H, scale=scale)
-    return module, _make(student, "Decoder", state, V, emb, H)
+    return module, with_weights(student, "Decoder", state, V, emb, H)
 
 
 def _step(decoder, y_prev, s_prev, context):
@@ -434,7 +423,7 @@ def _(student):
     """Each utterance alone: feed back the prediction, stop at </s> (left out) or max_len."""
     for seed, (emb, H, max_len) in enumerate([(5, 6, 6), (4, 8, 9)]):
         module, state, contexts = _eos_problem(500 + seed, emb, H, 6, max_len)
-        decoder = _make(student, "Decoder", state, V, emb, H)
+        decoder = with_weights(student, "Decoder", state, V, emb, H)
         expected = _expected_greedy(decoder, module, contexts, max_len)
         for b in range(contexts.shape[0]):
             got = _sequences(f"greedy_decode(decoder, context, {max_len})",
@@ -456,7 +445,7 @@ def _(student):
     """A batch decodes each utterance exactly as it decodes alone, whatever the others do."""
     for seed, (emb, H, max_len) in enumerate([(5, 6, 6), (4, 8, 9)]):
         module, state, contexts = _eos_problem(600 + seed, emb, H, 7, max_len)
-        decoder = _make(student, "Decoder", state, V, emb, H)
+        decoder = with_weights(student, "Decoder", state, V, emb, H)
         _expected_greedy(decoder, module, contexts[:1], max_len)   # the step it is built on is right
         call = student.greedy_decode
         alone = [_sequences("greedy_decode(decoder, context, max_len)", call(decoder, contexts[b:b + 1], max_len),

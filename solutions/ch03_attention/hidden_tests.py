@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from autograder.hidden import StudentError, hidden_test, load_sibling
+from autograder.hidden import StudentError, hidden_test, load_sibling, with_weights
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
 
 ref = load_sibling(__file__, "reference")
@@ -323,15 +323,7 @@ def _decoder(student, seed, emb, H, E):
     torch.manual_seed(seed)
     module = ref.AttentionDecoder(V, emb, H, E)
     state = {k: v.clone() for k, v in module.state_dict().items()}
-    handle = student.keep.AttentionDecoder(V, emb, H, E)
-    try:
-        handle.keep.load_state_dict(state)
-    except StudentError as error:
-        raise CheckFailed(
-            f"AttentionDecoder({V}, {emb}, {H}, {E}).load_state_dict(...) failed: {error}. Keep the "
-            f"layers that __init__ creates in the notebook, with their names and sizes; the tests "
-            f"load known weights into them.") from None
-    return module, handle
+    return module, with_weights(student, "AttentionDecoder", state, V, emb, H, E)
 
 
 def _first_broken_part(student):

@@ -20,7 +20,7 @@ are properties, checked without any reference.
 import numpy as np
 import torch
 
-from autograder.hidden import StudentError, hidden_test, load_sibling
+from autograder.hidden import StudentError, hidden_test, load_sibling, with_weights
 from speechcourse.checks import (CheckFailed, as_array, describe, expect_close, expect_dtype, expect_shape,
                                  expect_true)
 
@@ -42,17 +42,6 @@ def _pair(name, result):
     return result
 
 
-def _make(student, cls, state, *args):
-    """A handle to the student's ``cls(*args)`` with ``state`` loaded (names must match)."""
-    handle = getattr(student.keep, cls)(*args)
-    try:
-        handle.keep.load_state_dict(state)
-    except StudentError as error:
-        raise CheckFailed(
-            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
-            f"layers that __init__ creates in the notebook, with their names and sizes; the tests "
-            f"load known weights into them.") from None
-    return handle
 
 
 def _state(module_cls, seed, *args):
@@ -251,7 +240,7 @@ MHSA_SIZES = [(7, 2, 12, 3), (4, 3, 8, 1), (5, 1, 16, 4), (1, 2, 6, 2)]    # odd
 def _(student):
     for seed, (T, B, d_model, n_heads) in enumerate(MHSA_SIZES):
         mha, state = torch_mha(60 + seed, d_model, n_heads)
-        handle = _make(student, "MultiHeadSelfAttention", state, d_model, n_heads)
+        handle = with_weights(student, "MultiHeadSelfAttention", state, d_model, n_heads)
         x = _randn(70 + seed, T, B, d_model)
         what = f"T = {T}, B = {B}, d_model = {d_model}, n_heads = {n_heads}, no mask"
         out, weights = _mhsa(handle, x, None, what, n_heads)
@@ -276,7 +265,7 @@ def _(student):
     """With key_padding_mask: as torch does, and real frames never see padding (padding invariance)."""
     for seed, (lengths, d_model, n_heads) in enumerate([([5, 2, 4], 12, 3), ([3, 7], 8, 1), ([1, 4], 16, 4)]):
         mha, state = torch_mha(80 + seed, d_model, n_heads)
-        handle = _make(student, "MultiHeadSelfAttention", state, d_model, n_heads)
+        handle = with_weights(student, "MultiHeadSelfAttention", state, d_model, n_heads)
         T = max(lengths) + 2                                               # padded past the longest, too
         x = _randn(90 + seed, T, len(lengths), d_model)
         pad = _padding(lengths, T)
@@ -364,13 +353,13 @@ def _(student):
                 state["attention.W_o.weight"].zero_()
             module = _loaded(ref.EncoderLayer, state, d_model, n_heads, d_ff)
             if not silent:
-                attention = _make(student, "MultiHeadSelfAttention", _sub(state, "attention"), d_model, n_heads)
+                attention = with_weights(student, "MultiHeadSelfAttention", _sub(state, "attention"), d_model, n_heads)
                 normed = _layer_norm(x, state, "norm1")
                 own = _mhsa(attention, normed, None, what, n_heads)[0]
                 with torch.no_grad():
                     if not np.allclose(own, module.attention(normed)[0].numpy(), rtol=1e-4, atol=1e-5):
                         continue          # the attention is wrong (its own cells say so): judge no further
-            layer = _make(student, "EncoderLayer", state, d_model, n_heads, d_ff)
+            layer = with_weights(student, "EncoderLayer", state, d_model, n_heads, d_ff)
             out, _ = _pair("EncoderLayer.forward(x, key_padding_mask)", layer.forward(x, None))
             out = expect_shape(f"EncoderLayer.forward ({what})", out, (T, B, d_model), "T, B, d_model")
             with torch.no_grad():
@@ -391,7 +380,7 @@ def _(student):
 
 def _encoder(student, seed, n_in, d_model, n_heads, d_ff, n_layers, positions):
     _, state = _state(ref.Encoder, seed, n_in, d_model, n_heads, d_ff, n_layers, positions)
-    return state, _make(student, "Encoder", state, n_in, d_model, n_heads, d_ff, n_layers, positions)
+    return state, with_weights(student, "Encoder", state, n_in, d_model, n_heads, d_ff, n_layers, positions)
 
 
 def _encode(encoder, x, lengths, d_model, n_layers, n_heads):
@@ -420,7 +409,7 @@ def _(student):
                     f"Encoder cannot be checked while sinusoidal_positions({T}, {d_model}) is wrong: its "
                     f"positions are yours (see the test of sinusoidal_positions).")
         module, state = _state(ref.Encoder, 120 + seed, n_in, d_model, 1, 8, 0, True)
-        encoder = _make(student, "Encoder", state, n_in, d_model, 1, 8, 0, True)
+        encoder = with_weights(student, "Encoder", state, n_in, d_model, 1, 8, 0, True)
         x, lengths = _randn(130 + seed, T, B, n_in), [T] * B
         states = _encode(encoder, x, lengths, d_model, 0, 1)
         with torch.no_grad():

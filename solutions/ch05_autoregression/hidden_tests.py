@@ -11,7 +11,7 @@ tables, so a mistake costs the points of the cell it is in.
 import numpy as np
 import torch
 
-from autograder.hidden import StudentError, hidden_test, load_sibling
+from autograder.hidden import hidden_test, load_sibling, with_weights
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
 
 ref = load_sibling(__file__, "reference")
@@ -20,16 +20,6 @@ PAD, BOS, EOS, V = 0, 1, 2, 13
 
 # ------------------------------------------------------------------------------- helpers
 
-def _make(student, cls, state, *args):
-    handle = getattr(student.keep, cls)(*args)
-    try:
-        handle.keep.load_state_dict(state)
-    except StudentError as error:
-        raise CheckFailed(
-            f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
-            f"layers that __init__ creates in the notebook, with their names and sizes; the "
-            f"tests load known weights into them.") from None
-    return handle
 
 
 def _seeded(cls, seed, *args, eos_bias=None):
@@ -116,7 +106,7 @@ LAYER_CASES = [  # (d, n_h, d_ff, U, T, B, memory lengths or None)
 def _(student):
     for seed, (d, n_h, d_ff, U, T, B, lengths) in enumerate(LAYER_CASES):
         module, state = _seeded(ref.DecoderLayer, 700 + seed, d, n_h, d_ff)
-        layer = _make(student, "DecoderLayer", state, d, n_h, d_ff)
+        layer = with_weights(student, "DecoderLayer", state, d, n_h, d_ff)
         rng = np.random.default_rng(seed)
         y = torch.from_numpy(rng.standard_normal((U, B, d)).astype(np.float32))
         memory, pad = _memory(seed, T, B, d, lengths)
@@ -139,7 +129,7 @@ DECODER_CASES = [(16, 4, 24, 2), (12, 2, 16, 1)]    # (d, n_h, d_ff, n_layers)
 
 def _decoder(student, seed, d, n_h, d_ff, n_layers, eos_bias=None):
     module, state = _seeded(ref.Decoder, seed, V, d, n_h, d_ff, n_layers, eos_bias=eos_bias)
-    return module, _make(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
+    return module, with_weights(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
 
 
 @hidden_test("test_decoder_step_cache")
@@ -218,7 +208,7 @@ def _(student):
         max_len = 5 + 2 * seed
         module, state, memory = _greedy_problem(900 + seed, d, n_h, d_ff, n_layers, 7, max_len,
                                                 eos_bias=(0.0, 2.0)[seed])
-        decoder = _make(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
+        decoder = with_weights(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
         want = _uncached_greedy(module, memory, max_len)
         got = _sequences(f"greedy_decode(decoder, memory, {max_len})",
                          student.greedy_decode(decoder, memory, max_len), memory.shape[1])
