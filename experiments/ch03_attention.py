@@ -92,44 +92,6 @@ def train_speech(score: str, config: dict, contention: str, folder: Path = RESUL
     }
 
 
-def adopt_speech(score: str, weights: Path, log: Path, config: dict, contention: str,
-                 folder: Path = RESULTS) -> dict:
-    """A model trained earlier by the same `train` with the same CONFIG and seed, in another process.
-
-    ``weights`` is its float32 state_dict; ``log`` its training log: lines
-    "step N  loss L  S s" every 200 steps, and a last line "{accuracy json} wall_seconds cpu_seconds".
-    The model is evaluated here as `train_speech` evaluates, and its weights saved the same way.
-    """
-    lines = log.read_text().splitlines()
-    losses = [float(line.split()[3]) for line in lines if line.startswith("step")]
-    wall, cpu = (float(v) for v in lines[-1].rsplit(maxsplit=2)[1:])
-    test_split = load_split("test_by_length", stack=config["stack"])
-    model = speech_model(test_split.features[0].shape[1], score, config)
-    model.load_state_dict(torch.load(weights))
-    model.eval()
-    started = time.perf_counter()
-    evaluation = evaluate(model, test_split)
-    eval_seconds = time.perf_counter() - started
-    hypotheses = evaluation.pop("hypotheses")
-    save_half(model, folder / f"ch03_{score}.pt")
-    return {
-        "model": DESCRIPTIONS[score],
-        **evaluation,
-        **summarise(evaluation),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(wall, 1),
-        "train_cpu_seconds": round(cpu, 1),
-        "eval_seconds": round(eval_seconds, 1),
-        "steps": config["steps"],
-        "loss_every_200_steps": losses,
-        "provenance": "trained by speechmodels.training.train with this CONFIG and seed in an earlier "
-                      "single-thread process (same code path as train_speech), adopted with --adopt; "
-                      "its loss was logged every 200 steps",
-        "contention": contention,
-        "examples": [{"ref": r, "hyp": h} for r, h in zip(test_split.texts, hypotheses) if r != h][:10],
-    }
-
-
 def phrase_tensors(pairs):
     """(English, French) pairs -> words (S, B), lengths (B,), y_in (U, B), y_out (U, B)."""
     source = [SOURCE_VOCAB.encode(e) for e, _ in pairs]
@@ -174,18 +136,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--contention", default="none recorded",
                         help="what else ran on the machine meanwhile (stored in the JSON)")
-    parser.add_argument("--adopt", nargs=3, metavar=("SCORE", "WEIGHTS", "LOG"),
-                        help="record a model trained earlier with this CONFIG (see adopt_speech)")
     args = parser.parse_args()
     config = dict(CONFIG, steps=args.steps)
     torch.set_num_threads(config["threads"])
     trained, phrases = {}, None
     folder = args.out.parent                   # the weights go beside the JSON (a smoke run's too)
     folder.mkdir(parents=True, exist_ok=True)
-    if args.adopt:
-        score, weights, log = args.adopt
-        trained[score] = adopt_speech(score, Path(weights), Path(log), config, args.contention, folder)
-        print(f"{score} (adopted): accuracy by length {trained[score]['accuracy_by_length']}")
     for score in args.scores:
         if score == "phrases":
             phrases = train_phrases(PHRASES, folder)
