@@ -4,9 +4,10 @@ In-process and fast, as for Lab 2 (tests/labtests.py). ``EXPECTED_FAILURES`` is 
 contract: for each fixture, exactly the test cells that must fail.
 ``test_grading_ch03_attention.py`` checks the same table through the sandboxed grader.
 
-A mistake in ``masked_softmax`` or in the scores also fails ``test_decoder_step``: the
-step is compared with the reference's step (it must not pass through a wrong ``attend``),
-while ``attend`` is judged with the student's own ``masked_softmax``.
+A mistake in ``masked_softmax`` or in the scores also fails ``test_decoder_step``, and a
+mistake in ``masked_softmax`` fails ``attend``'s cells: every part is compared with the
+reference, never with the student's own other part (issue 19: a stateful ``masked_softmax``
+that replayed ``attend``'s output kept full marks), so a failed precondition costs points.
 """
 from __future__ import annotations
 
@@ -44,27 +45,42 @@ MANUAL_POINTS = {"explain_diagonal": 2, "explain_sizes": 2}
 
 STEP = "test_decoder_step"
 SOFTMAX = {"test_masked_softmax", "test_masked_softmax_stable", STEP}
+ATTEND = {"test_attend", "test_attend_invariances"}
 EXPECTED_FAILURES = {
-    "softmax_over_batch": SOFTMAX,
-    "mask_after_softmax": SOFTMAX,
-    "mask_fills_zero": SOFTMAX,
-    "softmax_unstable": {"test_masked_softmax_stable"},       # the step's scores are small
+    # a wrong masked_softmax inside attend costs attend's cells too: attend is judged against
+    # the reference, never against the student's own masked_softmax (issue 19)
+    "softmax_over_batch": SOFTMAX | ATTEND,
+    "mask_after_softmax": SOFTMAX | ATTEND,
+    "mask_fills_zero": SOFTMAX | ATTEND,
+    # overflows at scores of 1e4: attend has a +-1e4 case and the step huge padding
+    "softmax_unstable": {"test_masked_softmax_stable", STEP} | ATTEND,
     # right values through numpy: no gradient reaches the scores, so neither attend nor the step trains
     "softmax_detached": {"test_masked_softmax", "test_attend", STEP},
     "sqrt_d_missing": {"test_dot_scores_scaled", STEP},
     "general_w_transposed": {"test_general_scores"},
     "additive_tanh_missing": {"test_additive_scores"},
-    "attend_ignores_mask": {"test_attend", "test_attend_invariances", STEP},
-    "attend_unweighted_mean": {"test_attend", "test_attend_invariances", STEP},
+    "attend_ignores_mask": ATTEND | {STEP},
+    "attend_unweighted_mean": ATTEND | {STEP},
+    # masked_softmax replays attend's (unmasked) weights: attend is not judged by it any more
+    "attend_replays_softmax": ATTEND | {STEP},
+    # -1e4 added instead of -inf: the +-1e4 cases of attend and the step's huge padding
+    "attend_adds_minus_1e4": ATTEND | {STEP},
     "context_from_keys": {STEP},
     "same_context_every_step": {STEP},
     "mask_from_padded_end": {STEP},
     "no_mask_in_step": {STEP},
+    # lengths whose longest is shorter than T; a real all-zero frame inside an utterance
+    "step_mask_from_longest": {STEP},
+    "step_pads_from_zero_frames": {STEP},
     "ok_einsum": set(),
     "ok_bmm": set(),
     "ok_loop": set(),
     "ok_softmax_by_hand": set(),
+    "ok_attend_finfo_min": set(),
 }
+# mistakes that only the hidden tests find (the visible self-checks use small scores and
+# lengths that fill T): no visible check has to word them
+HIDDEN_ONLY = {"attend_adds_minus_1e4", "step_mask_from_longest"}
 
 VISIBLE = {
     "test_dot_scores": ("check_dot_scores", ("dot_scores",)),
@@ -123,10 +139,13 @@ def test_step_message_points_at_the_broken_part():
     assert "fix it first" in results[STEP][1] and "attend" in results[STEP][1]
 
 
-def test_attend_is_judged_with_the_students_own_softmax():
-    """A wrong masked_softmax costs its own cells, not attend's."""
+def test_attend_is_judged_against_the_reference_not_the_students_softmax():
+    """A wrong masked_softmax costs attend's cells too; replaying attend's output from
+    masked_softmax gains nothing (issue 19)."""
     results = hidden_results(submission("mask_fills_zero"))
-    assert results["test_attend"][0] and results["test_attend_invariances"][0]
+    assert not results["test_attend"][0] and not results["test_attend_invariances"][0]
+    results = hidden_results(submission("attend_replays_softmax"))
+    assert results["test_masked_softmax"][0] and not results["test_attend"][0]
 
 
 def test_float64_inputs_are_accepted():
@@ -216,7 +235,7 @@ def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
     failed = {g for g, e in results.items() if e is not None}
     allowed = EXPECTED_FAILURES[fixture]
     assert failed <= allowed, {g: repr(results[g]) for g in failed - allowed}
-    if allowed:
+    if allowed and fixture not in HIDDEN_ONLY:
         worded = [e for e in results.values() if isinstance(e, CheckFailed)]
         assert worded, f"{fixture}: no visible check explains the mistake in words: {results}"
     for grade_id in failed:

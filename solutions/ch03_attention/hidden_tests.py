@@ -6,12 +6,17 @@ results come back here as numpy arrays and are compared with ``reference.py``, w
 ``torch.nn.functional.scaled_dot_product_attention`` where it computes the same thing,
 and with invariances every correct answer has.
 
-Each mistake costs the cells it is in: ``attend`` is judged on its own (its weights may be
-the student's own ``masked_softmax``, judged in that function's cells), while
-``AttentionDecoder.step`` is compared with the reference's step, so it passes only when
-the scores, ``attend`` and the step itself are right (the issue: a step test must not be
-passable through a wrong ``attend``); its message says which of the student's parts to
-fix first.
+Every result is judged against the reference (or PyTorch), never against the student's own
+other function: ``attend``'s weights must be the reference's masked softmax (a wrong
+``masked_softmax`` inside ``attend`` costs ``attend``'s cells too, and a stateful answer cannot
+pass by replaying ``attend``'s output from ``masked_softmax``), and ``AttentionDecoder.step``
+is compared with the reference's step, so it passes only when the scores, ``attend`` and the
+step itself are right; its message says which of the student's parts to fix first. A failed
+precondition costs the points, it never waives a check.
+
+Every masked test has scores of order 1e4 (a mask that adds -1e4 instead of filling -inf
+fails), the step is given padding that is not zero and a real all-zero frame (the mask comes
+from ``lengths``), and lengths whose longest is shorter than T and not first.
 """
 
 import math
@@ -232,29 +237,27 @@ def _attend(student, scores, values, mask, name):
     return weights, context
 
 
-def _own_softmax(student, scores, mask):
-    try:
-        return as_array("masked_softmax", student.masked_softmax(scores.clone(), mask.clone()))
-    except (StudentError, CheckFailed):
-        return None
-
-
 def _check_attend(student, scores, values, mask, name):
-    """weights: the softmax over real frames (or the student's own masked_softmax);
-    context: the weighted sum of the values with those weights. Returns whether the
-    weights are the reference's."""
+    """weights: the reference's softmax over the real frames; context: the weighted sum of the
+    values with those weights (the reference's context)."""
     weights, context = _attend(student, scores, values, mask, name)
-    want = ref.masked_softmax(scores, mask).numpy()
-    exact = weights.shape == want.shape and np.allclose(weights, want, **TOL)
-    if not exact:
-        own = _own_softmax(student, scores, mask)
-        if own is None or not np.allclose(weights, own, equal_nan=True, **TOL):
-            expect_close(f"weights returned by {name}", weights, want, **TOL,
-                         what="masked_softmax(scores, mask)")
-    expect_close(f"context returned by {name}", context,
-                 np.einsum("tb,tbd->bd", weights, values.double().numpy()), **TOL,
-                 what="sum over t of weights[t, b] * values[t, b] (with the weights it returned)")
-    return exact
+    want_weights, want_context = (t.numpy() for t in ref.attend(scores, values, mask))
+    expect_close(f"weights returned by {name}", weights, want_weights, **TOL,
+                 what="masked_softmax(scores, mask): the softmax over each column's real frames, "
+                      "exactly 0 on padding")
+    expect_close(f"context returned by {name}", context, want_context, **TOL,
+                 what="sum over t of weights[t, b] * values[t, b]")
+    return weights, context
+
+
+def _huge_scores(rng, T, B, lengths):
+    """Scores of +-1e4: +1e4 on every padded frame, -1e4 or 0 on the real ones."""
+    scores = rng.choice([-1e4, 0.0, 1e4, 9999.0], size=(T, B)).astype(np.float32)
+    for b, n in enumerate(lengths):
+        scores[n:, b] = 1e4
+        scores[:n, b] = np.minimum(scores[:n, b], 0.0)
+        scores[rng.integers(0, n), b] = rng.choice([0.0, -1.0])
+    return torch.from_numpy(scores)
 
 
 @hidden_test("test_attend")
@@ -266,57 +269,60 @@ def _(student):
         mask = _mask(lengths, T)
         scores = ref.dot_scores(query, keys, scaled=True)                       # (T, B)
         name = f"attend(scores, values, mask) with (T, B, D) = ({T}, {B}, {D})"
-        exact = _check_attend(student, scores, values, mask, name)
-        if exact and seed == 0:           # gradients to the scores and the values
+        _, context = _check_attend(student, scores, values, mask, name)
+        if seed == 0:                     # gradients to the scores and the values
             G = (_tensor(rng, (T, B)), _tensor(rng, (B, D)))
             call = student.gradients(wrt=(0, 1), grad_output=G).attend(scores, values, mask)
             _expect_gradients(name, call, _reference_grads(ref.attend, (scores, values, mask), G, (0, 1)),
                               {"0": "scores", "1": "values"})
-        if exact:                         # where they coincide: PyTorch's own attention
-            _, context = _attend(student, scores, values, mask, name)
-            sdpa = torch.nn.functional.scaled_dot_product_attention(
-                query[:, None, :], keys.transpose(0, 1), values.transpose(0, 1),
-                attn_mask=mask.T[:, None, :])[:, 0]                             # (B, D)
-            expect_close(f"context returned by {name}", context, sdpa.numpy(), **TOL,
-                         what="torch.nn.functional.scaled_dot_product_attention on the same query, "
-                              "keys, values and mask")
+        sdpa = torch.nn.functional.scaled_dot_product_attention(                # PyTorch's own attention
+            query[:, None, :], keys.transpose(0, 1), values.transpose(0, 1),
+            attn_mask=mask.T[:, None, :])[:, 0]                                 # (B, D)
+        expect_close(f"context returned by {name}", context, sdpa.numpy(), **TOL,
+                     what="torch.nn.functional.scaled_dot_product_attention on the same query, "
+                          "keys, values and mask")
+    # scores of +-1e4, +1e4 on padding: a mask added as -1e4 lets the padding win
+    rng = np.random.default_rng(69)
+    T, B, D = 6, 4, 3
+    lengths = np.array([4, 6, 1, 3])
+    scores, values = _huge_scores(rng, T, B, lengths), _tensor(rng, (T, B, D))
+    _check_attend(student, scores, values, _mask(lengths, T),
+                  f"attend(scores, values, mask) with scores of +-1e4 (+1e4 on padding), lengths {lengths.tolist()}")
 
 
 @hidden_test("test_attend_invariances")
 def _(student):
     """Permuting the frames together with their values and mask leaves the context unchanged;
-    padded frames, whatever their scores and values, change nothing; weights sum to 1."""
+    padded frames, whatever their scores (+1e4 included) and values, change nothing; weights sum to 1."""
     for seed, (T, B, _, D) in enumerate(UNEQUAL[:1] + [(9, 4, 1, 3), (6, 1, 1, 2)]):
         rng = np.random.default_rng(70 + seed)
         scores, values = _tensor(rng, (T, B), scale=2.0), _tensor(rng, (T, B, D))
         lengths = _lengths(rng, T, B)
         mask = _mask(lengths, T)
         name = f"attend(scores, values, mask) with (T, B, D) = ({T}, {B}, {D})"
-        exact = _check_attend(student, scores, values, mask, name)
-        weights, context = _attend(student, scores, values, mask, name)
+        weights, context = _check_attend(student, scores, values, mask, name)
         order = torch.from_numpy(rng.permutation(T))
         _, shuffled = _attend(student, scores[order], values[order], mask[order], name + ", frames permuted")
         expect_close(f"the context when the frames, their values and the mask are permuted together "
                      f"(T = {T}, B = {B})", shuffled, context, **TOL,
                      what="the context before (a weighted sum does not depend on the order of the frames)")
-        if not exact:     # the weights are the student's own masked_softmax: judged in its cells
-            continue
         _sums_to_one(f"weights returned by {name}", weights, mask)
-        more_scores = torch.cat([scores, _tensor(rng, (2, B), scale=10.0)])
-        more_values = torch.cat([values, _tensor(rng, (2, B, D), scale=10.0)])
-        more_mask = _mask(lengths, T + 2)
-        more_weights, padded = _attend(student, more_scores, more_values, more_mask, name + " padded with 2 more frames")
-        if not np.allclose(more_weights, ref.masked_softmax(more_scores, more_mask).numpy(), **TOL):
-            own = _own_softmax(student, more_scores, more_mask)
-            if own is not None and np.allclose(more_weights, own, equal_nan=True, **TOL):
-                continue  # the student's own masked_softmax mishandles padding: judged in its cells
-        expect_close(f"the context with 2 more padded frames (large scores and values) after the T = {T} frames",
-                     padded, context, **TOL, what="the context without them (padding must not change it)")
+        for extra_scale in (10.0, 1e4):
+            more_scores = torch.cat([scores, _tensor(rng, (2, B), scale=extra_scale).abs()])
+            more_values = torch.cat([values, _tensor(rng, (2, B, D), scale=10.0)])
+            more_mask = _mask(lengths, T + 2)
+            _, padded = _attend(student, more_scores, more_values, more_mask, name + " padded with 2 more frames")
+            expect_close(f"the context with 2 more padded frames (scores of order {extra_scale:g}, large values) "
+                         f"after the T = {T} frames", padded, context, **TOL,
+                         what="the context without them (padding must not change it)")
 
 
 # ----------------------------------------------------------------------------- AttentionDecoder.step
 
 DECODER_SIZES = [(5, 4, 6), (3, 6, 6), (4, 3, 8)]    # (emb, H, E): E != H and E == H
+# (T, B, lengths): None draws lengths with the longest = T; given lengths are all shorter than
+# T, the longest not first, with huge values on padding and a real all-zero frame
+STEP_CASES = [(7, 4, None), (1, 1, None), (5, 1, None), (6, 3, None), (8, 3, [5, 7, 2]), (6, 2, [2, 4])]
 
 
 def _decoder(student, seed, emb, H, E):
@@ -349,9 +355,13 @@ def _(student):
     for seed, (emb, H, E) in enumerate(DECODER_SIZES):
         module, decoder = _decoder(student, 300 + seed, emb, H, E)
         rng = np.random.default_rng(seed)
-        for T, B in [(7, 4), (1, 1), (5, 1), (6, 3)]:
-            lengths = torch.from_numpy(_lengths(rng, T, B))
+        for T, B, given in STEP_CASES:
+            lengths = torch.from_numpy(_lengths(rng, T, B) if given is None else np.array(given))
             states = _tensor(rng, (T, B, E))              # padded frames hold garbage: the mask must hide them
+            if given is not None:
+                states[1, 0] = 0.0                        # a real frame that is all zeros (padding is not)
+                for b, n in enumerate(given):             # huge padding: scores of order 1e5 there
+                    states[n:, b] = _tensor(rng, (T - n, E), scale=1e5)
             y_prev = torch.from_numpy(rng.integers(0, V, size=B))
             s_prev = _tensor(rng, (B, H))
             result = decoder.step(y_prev, s_prev, states, lengths)
