@@ -1,7 +1,8 @@
 """``make grade``: grade a folder of submissions into one nbgrader course, a CSV and feedback pages.
 
 The folder is laid out ``<student_id>/<lab>/<lab>.ipynb``. For each student and lab the
-run reads and repairs the submission here (:mod:`autograder.intake`), hands it as data
+run reads and repairs the submission here (:mod:`autograder.intake`, the one owner of what
+a submission folder holds, its safety checks and its fingerprint), hands it as data
 to :func:`autograder.job.grade_task` (real ``nbgrader autograde`` with the course's trusted
 step, then the feedback page), and merges the record it returns into the class's course
 under ``OUT`` (:mod:`autograder.gradebook`). Tasks run one at a time, in ``--jobs N``
@@ -9,44 +10,37 @@ local processes, or on a Dask cluster (``--scheduler``); merging is always done 
 by this one process.
 
 Each result is saved as soon as it is merged (``OUT/results/<student>/<lab>.json``), keyed
-by a fingerprint of the submission and of the grader's inputs, so an interrupted run
+by a fingerprint of exactly what intake read for it and of the grader's inputs, so an interrupted run
 picks up where it stopped, and a second run over the same folder changes nothing. The
 CSV is sorted, so it is the same for any number of jobs.
 
-Nothing about one submission may end the run: the student's files are read without
-following links, only when they are regular files inside the submissions folder, and
-up to a size cap; every step for one submission is inside its own guard.
+Nothing about one submission may end the run: every step for one submission is inside
+its own guard.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import json
 import multiprocessing
 import os
-import stat
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import nbformat
 from nbgrader import utils
 from tqdm import tqdm
 
 from . import gradebook as course_gradebook
-from .course import SOLUTIONS, lab_names, source_notebook
+from .course import lab_names
 from .ids import display_id, id_notes, internal_id
-from .intake import MAX_NOTEBOOK_BYTES, UnreadableFile, find_notebook, prepare, read_regular_file
+from .intake import Submission, lab_folder_present, prepare_submission, read_submission
 from .job import grade_task, limits_as_data, notebook_json
-from .release import generate
+from .plan import GRADER_FILES, LabPlan, grader_fingerprint, plan_lab  # noqa: F401 (re-exported)
 from .sandbox import Limits
 
 CSV_COLUMNS = ["student_id", "lab", "score", "max_score", "manual_max_score", "status", "notes"]
-GRADER_FILES = [Path(__file__).parent / name for name in
-                ("grade.py", "job.py", "intake.py", "preprocessors.py", "sandbox.py", "harness.py", "wire.py",
-                 "hidden.py", "calls.py", "skipping.py", "feedback.py")]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # what a spreadsheet reads as a formula
 tqdm.monitor_interval = 0   # no monitor thread: a one-job run forks for the bounded feedback step
 
@@ -87,44 +81,6 @@ def _points(value: float) -> str:
     return f"{value:g}"
 
 
-@dataclass
-class LabPlan:
-    """What grading one lab needs, made once per run: points and a template course."""
-    lab: str
-    template: Path
-    student_version: nbformat.NotebookNode
-    auto_max: float
-    manual_max: float
-    grader_fingerprint: str
-
-
-def _sha256(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()
-
-
-def grader_fingerprint(lab: str) -> str:
-    inputs = [source_notebook(lab), SOLUTIONS / lab / "hidden_tests.py", SOLUTIONS / lab / "reference.py"]
-    return _sha256(*(path.read_bytes() for path in inputs + GRADER_FILES if path.exists()))
-
-
-def plan_lab(lab: str, scratch: Path) -> LabPlan:
-    template = scratch / f"template-{lab}"
-    release = generate(lab, template)
-    student_version = nbformat.read(release, as_version=4)
-    auto_max = manual_max = 0.0
-    for cell in student_version.cells:
-        if utils.is_grade(cell):
-            points = float(cell.metadata.nbgrader["points"])
-            if utils.is_solution(cell):
-                manual_max += points
-            else:
-                auto_max += points
-    return LabPlan(lab, template, student_version, auto_max, manual_max, grader_fingerprint(lab))
-
-
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -136,59 +92,6 @@ def _feedback_page(result: Result, reason: str) -> str:
     """A plain page for when nbgrader's own feedback cannot be made."""
     from .feedback import plain_page   # the same shell as every feedback page: escaped, CSP, no host paths
     return plain_page(result.lab, result.status, reason, result.score, result.max_score, result.notes)
-
-
-# --- reading the submissions folder without trusting it ------------------------------------
-
-def read_regular(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) under ``cap``."""
-    try:
-        return read_regular_file(path, cap)
-    except UnreadableFile:
-        return None
-
-
-def _kind(path: Path) -> str:
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return "missing"
-    return ("link" if stat.S_ISLNK(mode) else "folder" if stat.S_ISDIR(mode)
-            else "file" if stat.S_ISREG(mode) else "special")
-
-
-def _submission_fingerprint(submissions: Path, student: str, lab: str, plan: LabPlan) -> str:
-    """What the grade depends on: the grader's inputs and the lab folder's notebooks, read safely."""
-    folder = submissions / student / lab
-    parts = [plan.grader_fingerprint.encode(), _kind(submissions / student).encode(), _kind(folder).encode()]
-    if _kind(submissions / student) == "folder" and _kind(folder) == "folder":
-        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)[:1000]:
-            if entry.name.endswith(".ipynb"):
-                kind = _kind(Path(entry.path))
-                data = read_regular(Path(entry.path)) if kind == "file" else None
-                parts += [os.fsencode(entry.name), kind.encode(), b"-" if data is None else data]
-    return _sha256(*parts)
-
-
-def _unsafe_path(submissions: Path, student: str, lab: str) -> str | None:
-    """Why the grader will not read this submission's folder, or None."""
-    if _kind(submissions / student) == "link":
-        return "the student's folder is a symbolic link; the grader does not follow links"
-    folder = submissions / student / lab
-    if _kind(folder) == "link":
-        return f"the folder {lab}/ is a symbolic link; the grader does not follow links"
-    if _kind(folder) == "folder" and not folder.resolve().is_relative_to(submissions.resolve()):
-        return f"the folder {lab}/ lies outside the submissions folder"
-    found = find_notebook(folder, lab) if _kind(folder) == "folder" else None
-    if found is not None and found.path is not None:
-        kind = _kind(found.path)
-        if kind == "link":
-            return f"{found.path.name} is a symbolic link; the grader does not follow links"
-        if kind != "file":
-            return f"{found.path.name} is not a regular file"
-        if os.lstat(found.path).st_size > MAX_NOTEBOOK_BYTES:
-            return f"{found.path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB"
-    return None
 
 
 def _untouched(notebook, student_version) -> bool:
@@ -221,8 +124,7 @@ def students_and_labs(submissions: Path, labs: list[str] | None) -> tuple[list[s
         if unknown:
             raise GradingError(f"unknown lab {', '.join(unknown)}; the labs are {', '.join(known)}")
         return students, sorted(labs)
-    present = sorted({lab for lab in known for student in students
-                      if _kind(submissions / student) == "folder" and _kind(submissions / student / lab) != "missing"})
+    present = sorted({lab for lab in known for student in students if lab_folder_present(submissions, student, lab)})
     if not present:
         raise GradingError(f"no student folder in {submissions} holds a lab folder ({', '.join(known)})")
     return students, present
@@ -230,18 +132,16 @@ def students_and_labs(submissions: Path, labs: list[str] | None) -> tuple[list[s
 
 # --- one submission, on this side -----------------------------------------------------------
 
-def _intake(submissions: Path, student: str, plan: LabPlan, fingerprint: str, limits: Limits,
+def _intake(submission: Submission, student: str, plan: LabPlan, fingerprint: str, limits: Limits,
             template: Path) -> tuple[Result, dict | None]:
     """The submission's result so far, and the task that grades it (None when it cannot be graded)."""
     gradebook_id = internal_id(student)
     result = Result(display_id(student), plan.lab, 0.0, plan.auto_max, plan.manual_max, "not graded",
                     id_notes(student), fingerprint=fingerprint, gradebook_id=gradebook_id,
                     submitted="submitted")
-    reason = _unsafe_path(submissions, student, plan.lab)
-    intake = None if reason else prepare(submissions / student / plan.lab, plan.lab, plan.student_version)
-    if intake is not None:
-        result.notes += list(intake.notes)
-        reason = intake.reason
+    intake = prepare_submission(submission, plan.lab, plan.student_version)
+    result.notes += list(intake.notes)
+    reason = intake.reason
     if reason:
         result.notes.insert(0, reason)
         result.submitted = "not submitted" if reason.startswith("missing") else "submitted"
@@ -352,13 +252,14 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, pr
                 plan = plans[lab]
                 key = (student, lab)
                 try:
-                    fingerprint = _submission_fingerprint(submissions, student, lab, plan)
+                    submission = read_submission(submissions, student, lab)   # read once, here
+                    fingerprint = submission.fingerprint(plan.grader_fingerprint)
                     saved = _load_result(_saved_path(out, student, lab))
                     if saved is not None and saved.fingerprint == fingerprint:
                         results[key] = saved
                         bar.update(1)
                         continue
-                    result, task = _intake(submissions, student, plan, fingerprint, limits, plan.template)
+                    result, task = _intake(submission, student, plan, fingerprint, limits, plan.template)
                     if task is None:
                         _settle(out, None, result, None, None)
                 except Exception as error:   # nothing about one submission may end the run

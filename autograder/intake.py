@@ -1,5 +1,13 @@
 """Before nbgrader sees a submission: find it, read it, and put its graded cells in order.
 
+This module is the one owner of what a submission folder holds: which file is the
+notebook, the checks that make it safe to read (no link followed, nothing outside the
+submissions folder, regular files only, a size cap), the bytes read, and the
+fingerprint of exactly those bytes. :func:`read_submission` reads a submission once;
+the fingerprint that decides whether a saved result is still good
+(:meth:`Submission.fingerprint`) and the notebook that is graded
+(:func:`prepare_submission`) both come from that one reading.
+
 Every problem becomes a sentence. A submission that cannot be graded at all gets a
 ``reason`` (and a score of 0); one that can be graded after a repair gets ``notes``
 that end up in the feedback and in the grades CSV.
@@ -8,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -39,7 +48,8 @@ class UnreadableFile(Exception):
     """A path the grader will not read; the message says why, in a sentence."""
 
 
-def _kind(path: Path) -> str:
+def kind(path: Path) -> str:
+    """What ``path`` is, without following a link: missing, link, folder, file or special."""
     try:
         mode = os.lstat(path).st_mode
     except OSError:
@@ -48,15 +58,18 @@ def _kind(path: Path) -> str:
             else "file" if stat.S_ISREG(mode) else "special")
 
 
+_kind = kind
+
+
 def read_regular_file(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> bytes:
     """The bytes of ``path``, read safely from a folder a student controls.
 
     Opens with ``O_NOFOLLOW`` (a link is refused, never followed) and ``O_NONBLOCK`` (a FIFO
     cannot hang the open), requires a regular file (not a folder, FIFO or device) of at most
     ``cap`` bytes, and reads at most ``cap + 1`` bytes whatever the file claims. Raises
-    :class:`UnreadableFile` with a sentence. ``grade.py`` uses it for the fingerprint too.
+    :class:`UnreadableFile` with a sentence.
     """
-    name = Path(path).name
+    name = _printable(Path(path).name)
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
@@ -100,25 +113,35 @@ def find_notebook(folder: Path, lab: str, root: Path | None = None) -> Intake:
     """The submitted notebook of ``lab`` in ``folder`` (``<student>/<lab>/``).
 
     Nothing is followed: a lab folder or notebook that is a symbolic link, or that resolves
-    outside ``root`` (the submissions folder, when given), is refused with a reason.
+    outside ``root`` (the submissions folder, when given), is refused with a reason. A
+    notebook named ``<lab>.ipynb`` is taken as it is; otherwise the folder's one ``.ipynb``
+    is, and a folder of more than :data:`MAX_ENTRIES` entries without ``<lab>.ipynb`` is
+    refused (so what is chosen never depends on the order a file system lists names in).
     """
     expected = f"{lab}.ipynb"
-    kind = _kind(folder)
-    if kind == "link":
+    what = kind(folder)
+    if what == "link":
         return Intake(reason=f"the folder {lab}/ is a symbolic link; the grader does not follow links")
-    if kind != "folder":
+    if what != "folder":
         return Intake(reason=f"missing submission: no folder {lab}/")
     if root is not None and not inside(folder, root):
         return Intake(reason=f"the folder {lab}/ lies outside the submissions folder")
     target = folder / expected
-    if _kind(target) != "missing":
+    if kind(target) != "missing":
         return _checked(target, root)
+    names, count = [], 0
     try:
         with os.scandir(folder) as entries:
-            names = sorted(entry.name for _, entry in zip(range(MAX_ENTRIES), entries)
-                           if entry.name.endswith(".ipynb") and not entry.name.startswith("."))
+            for entry in entries:
+                count += 1
+                if count > MAX_ENTRIES:
+                    return Intake(reason=f"the folder {lab}/ holds more than {MAX_ENTRIES} files and "
+                                         f"no {expected}; name the notebook {expected}")
+                if entry.name.endswith(".ipynb") and not entry.name.startswith("."):
+                    names.append(entry.name)
     except OSError as error:
         return Intake(reason=f"cannot list the folder {lab}/: {error.strerror}")
+    names.sort()
     if len(names) == 1:
         found = _checked(folder / names[0], root)
         if found.path is not None:
@@ -139,23 +162,81 @@ def _printable(name: str) -> str:
 
 
 def _checked(path: Path, root: Path | None) -> Intake:
-    kind = _kind(path)
+    what = kind(path)
     shown = _printable(path.name)
-    if kind == "link":
+    if what == "link":
         return Intake(reason=f"{shown} is a symbolic link; the grader does not follow links")
-    if kind != "file":
-        return Intake(reason=f"{shown} is {'a folder' if kind == 'folder' else 'not a regular file'}")
+    if what != "file":
+        return Intake(reason=f"{shown} is {'a folder' if what == 'folder' else 'not a regular file'}")
     if root is not None and not inside(path, root):
         return Intake(reason=f"{shown} lies outside the submissions folder")
     return Intake(path=path)
 
 
+# --- one submission, read once --------------------------------------------------------------
+
+@dataclass
+class Submission:
+    """What one student's lab folder holds, read once: the refusal, or the notebook's bytes.
+
+    Both the resume fingerprint and the notebook that is graded come from this one
+    reading, so a result is reused only when exactly these bytes (and these notes) would
+    be graded again.
+    """
+    lab: str
+    reason: str | None = None               # why it cannot be graded (refused or missing)
+    notes: list[str] = field(default_factory=list)
+    name: str | None = None                 # the notebook's file name, as read
+    data: bytes | None = None
+
+    def fingerprint(self, grader: str) -> str:
+        """The grade depends on exactly this: the grader's inputs and what intake read."""
+        digest = hashlib.sha256()
+        for part in (grader.encode(), self.lab.encode(), (self.reason or "").encode("utf-8", "surrogateescape"),
+                     "\n".join(self.notes).encode("utf-8", "surrogateescape"),
+                     os.fsencode(self.name or ""), b"-" if self.data is None else self.data):
+            digest.update(hashlib.sha256(part).digest())
+        return digest.hexdigest()
+
+
+def read_submission(submissions: Path, student: str, lab: str) -> Submission:
+    """Read ``submissions/student/lab`` once, refusing what the grader will not read.
+
+    The student's folder and the lab folder must be real folders inside ``submissions``
+    (a link is never followed), and the notebook a regular file inside it of at most
+    :data:`MAX_NOTEBOOK_BYTES`; anything else is a ``reason``.
+    """
+    submissions = Path(submissions)
+    student_folder = submissions / student
+    if kind(student_folder) == "link":
+        return Submission(lab, reason="the student's folder is a symbolic link; the grader does not follow links")
+    found = find_notebook(student_folder / lab, lab, submissions)
+    if found.reason:
+        return Submission(lab, reason=found.reason, notes=list(found.notes))
+    try:
+        data = read_regular_file(found.path)
+    except UnreadableFile as error:
+        return Submission(lab, reason=str(error), notes=list(found.notes))
+    return Submission(lab, notes=list(found.notes), name=found.path.name, data=data)
+
+
+def lab_folder_present(submissions: Path, student: str, lab: str) -> bool:
+    """Whether a student's folder holds something at ``lab`` (without entering a link)."""
+    return kind(Path(submissions) / student) == "folder" and kind(Path(submissions) / student / lab) != "missing"
+
+
 def read_notebook(intake: Intake) -> Intake:
-    """Parse ``intake.path`` as a version-4 notebook, upgrading an older version."""
+    """Read ``intake.path`` safely and parse it (see :func:`parse_notebook`)."""
     try:
         raw = read_regular_file(intake.path)
     except UnreadableFile as error:
         return Intake(reason=str(error), notes=intake.notes)
+    return parse_notebook(raw, intake.notes, intake.path)
+
+
+def parse_notebook(raw: bytes, notes: list[str], path: Path | None = None) -> Intake:
+    """Parse ``raw`` as a version-4 notebook, upgrading an older version."""
+    intake = Intake(notes=list(notes), path=path)
     if not raw.strip():
         return Intake(reason="the notebook file is empty", notes=intake.notes)
     try:
@@ -249,7 +330,17 @@ def prepare(folder: Path, lab: str, student_version, root: Path | None = None) -
     intake = find_notebook(folder, lab, root)
     if intake.reason:
         return intake
-    intake = read_notebook(intake)
+    return _repair(read_notebook(intake), lab, student_version)
+
+
+def prepare_submission(submission: Submission, lab: str, student_version) -> Intake:
+    """Parse and repair the bytes :func:`read_submission` read; the notebook is ready for nbgrader."""
+    if submission.reason:
+        return Intake(reason=submission.reason, notes=list(submission.notes))
+    return _repair(parse_notebook(submission.data, submission.notes), lab, student_version)
+
+
+def _repair(intake: Intake, lab: str, student_version) -> Intake:
     if intake.reason:
         return intake
     notebook = intake.notebook

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import time
 import warnings
@@ -34,13 +35,16 @@ from sqlalchemy.exc import SAWarning
 
 from .course import nbgrader_config
 from .feedback import write_feedback
+from .plan import plan_lab
 from .sandbox import Limits
 
 warnings.filterwarnings("ignore", category=SAWarning)
 
 # Unprivileged uids set aside for sandboxes: no account uses them, one per concurrent job.
 SANDBOX_UIDS = range(1_700_000, 1_700_256)
-UID_LOCKS = Path(tempfile.gettempdir()) / "autograder-uids"
+# One fixed place for every grader on this machine, whatever its $TMPDIR: two runs with
+# different temporary folders must still see each other's locks.
+UID_LOCKS = Path("/tmp/autograder-uids")
 FEEDBACK_MIN_SECONDS = 10        # the feedback step always gets this long, even at the budget's end
 
 _templates: dict[str, tuple[str, Path]] = {}   # lab -> (grader fingerprint, template), per process
@@ -49,7 +53,7 @@ _templates: dict[str, tuple[str, Path]] = {}   # lab -> (grader fingerprint, tem
 @contextlib.contextmanager
 def sandbox_uid():
     """Hold a uid of :data:`SANDBOX_UIDS` that no other job on this machine holds."""
-    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    _lock_folder()
     for uid in SANDBOX_UIDS:
         handle = os.open(UID_LOCKS / f"{uid}.lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
         try:
@@ -65,6 +69,18 @@ def sandbox_uid():
     raise RuntimeError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this machine")
 
 
+def _lock_folder() -> None:
+    """Make :data:`UID_LOCKS`, and refuse one that another user made or that is a link."""
+    try:
+        UID_LOCKS.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(UID_LOCKS)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise RuntimeError(f"{UID_LOCKS} is not a folder of this user's that only it can write; "
+                           "remove it and grade again")
+
+
 def template_for(lab: str, fingerprint: str, given: str | None) -> Path:
     """A course folder that knows ``lab`` (source, release, gradebook): the caller's, or one made here."""
     if given and Path(given, "gradebook.db").is_file():
@@ -72,7 +88,7 @@ def template_for(lab: str, fingerprint: str, given: str | None) -> Path:
     known = _templates.get(lab)
     if known and known[0] == fingerprint:
         return known[1]
-    from .grade import plan_lab   # a worker on another machine makes its own, once per lab
+    # a worker on another machine makes its own, once per lab
     plan = plan_lab(lab, Path(tempfile.mkdtemp(prefix="autograder-template-")))
     if plan.grader_fingerprint != fingerprint:
         raise RuntimeError("this worker's course checkout differs from the client's "

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder.course import source_notebook
-from autograder.intake import UnreadableFile, find_notebook, read_regular_file
+from autograder.intake import UnreadableFile, find_notebook, read_regular_file, read_submission
 from conftest import LAB, failed_tests, lab_submission, write_submission
 
 FULL = 20
@@ -163,12 +163,36 @@ def _html_in_names(root, student):
     write_submission(root, student, LAB, notebook, name="<svg onload=alert(3)>.ipynb")
 
 
+# ---- the resume fingerprint covers exactly what intake grades (issue 19)
+
+DECOYS = 1000
+
+
+def _decoy_notebooks(root, student):
+    """1,000 decoy notebooks that sort before the real one: the real one is graded (and fingerprinted)."""
+    folder = root / student / LAB
+    folder.mkdir(parents=True)
+    for index in range(DECOYS):
+        (folder / f"a{index:04d}.ipynb").write_bytes(b"{}")
+    write_submission(root, student, LAB, lab_submission(LAB))
+
+
+def _decoys_hide_a_renamed_notebook(root, student):
+    """More files than intake looks at and no <lab>.ipynb: refused, never chosen by listing order."""
+    folder = root / student / LAB
+    folder.mkdir(parents=True)
+    for index in range(DECOYS):
+        (folder / f"a{index:04d}.txt").write_bytes(b"x")
+    write_submission(root, student, LAB, lab_submission(LAB), name="zz_my_lab.ipynb")
+
+
 MALFORMED = {f"malformed-{build.__name__.strip('_')}": build for build in (
     _invalid_json, _empty_file, _not_a_notebook, _binary_file, _text_file, _old_nbformat,
     _wrong_kernelspec, _deleted_cells, _duplicated_cells, _retyped_cell, _edited_test_cells,
     _answer_marked_as_test, _renamed, _missing_notebook, _missing_lab_folder, _several_notebooks,
     _notebook_links_to_solution, _lab_folder_links_to_solutions, _dangling_link, _link_to_dev_zero,
-    _notebook_is_fifo, _notebook_is_folder, _huge_sparse_notebook, _html_in_names)}
+    _notebook_is_fifo, _notebook_is_folder, _huge_sparse_notebook, _html_in_names, _decoy_notebooks,
+    _decoys_hide_a_renamed_notebook)}
 
 # student -> (score, text that must appear in the notes)
 EXPECTED = {
@@ -196,6 +220,8 @@ EXPECTED = {
     "malformed-notebook_is_folder": (0, "folder"),
     "malformed-huge_sparse_notebook": (0, "larger than"),
     "malformed-html_in_names": (FULL, "<img src=x onerror=alert(1)>"),
+    "malformed-decoy_notebooks": (FULL, ""),
+    "malformed-decoys_hide_a_renamed_notebook": (0, f"more than {DECOYS} files"),
 }
 
 
@@ -251,3 +277,45 @@ def test_a_folder_resolving_outside_the_submissions_is_refused(tmp_path):
     (tmp_path / "subs" / "student").mkdir(parents=True)
     (tmp_path / "subs" / "student" / LAB).symlink_to(outside, target_is_directory=True)
     assert "symbolic link" in find_notebook(tmp_path / "subs" / "student" / LAB, LAB, tmp_path / "subs").reason
+
+
+def _fingerprint(root, student):
+    return read_submission(root, student, LAB).fingerprint("grader")
+
+
+def test_a_corrected_resubmission_beside_1000_decoys_changes_the_fingerprint(tmp_path):
+    """The stale-0 case: the fingerprint read only the first 1,000 sorted names, so a corrected
+    notebook behind 1,000 decoys kept its old result. It now covers the bytes intake grades."""
+    _decoy_notebooks(tmp_path, "student")
+    path = tmp_path / "student" / LAB / f"{LAB}.ipynb"
+    first = _fingerprint(tmp_path, "student")
+    assert read_submission(tmp_path, "student", LAB).data == path.read_bytes()
+    nbformat.write(nbformat.read(source_notebook(LAB), as_version=4), path)   # the correction
+    assert _fingerprint(tmp_path, "student") != first
+
+
+def test_the_fingerprint_ignores_what_is_not_graded(tmp_path):
+    """Decoys beside the graded notebook are not graded, so changing them regrades nothing."""
+    _decoy_notebooks(tmp_path, "student")
+    first = _fingerprint(tmp_path, "student")
+    (tmp_path / "student" / LAB / "a0000.ipynb").write_bytes(b'{"changed": true}')
+    (tmp_path / "student" / LAB / "b-new.ipynb").write_bytes(b"{}")
+    assert _fingerprint(tmp_path, "student") == first
+
+
+def test_a_refused_submission_has_its_reason_in_the_fingerprint(tmp_path):
+    """Too many files and no <lab>.ipynb is refused; naming the notebook properly is then graded."""
+    _decoys_hide_a_renamed_notebook(tmp_path, "student")
+    refused = read_submission(tmp_path, "student", LAB)
+    assert refused.data is None and f"more than {DECOYS} files" in refused.reason
+    folder = tmp_path / "student" / LAB
+    os.rename(folder / "zz_my_lab.ipynb", folder / f"{LAB}.ipynb")
+    fixed = read_submission(tmp_path, "student", LAB)
+    assert fixed.reason is None and fixed.fingerprint("grader") != refused.fingerprint("grader")
+
+
+def test_a_student_folder_that_is_a_link_is_refused_by_intake(tmp_path):
+    (tmp_path / "elsewhere" / LAB).mkdir(parents=True)
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "student").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert "symbolic link" in read_submission(tmp_path / "subs", "student", LAB).reason
