@@ -11,10 +11,13 @@ Every lab loads its data through this module:
         batch.labels     # (N, B) int64: the digits y1 .. yn of each utterance, padded with <pad> (= 0)
         batch.label_lengths  # (B,) int64: n, the number of digits of each utterance
 
-The data are 40 log-mel energies at 50 frames per second (25 ms window, 20 ms hop),
-computed by `speechcourse.frontend.log_mel` from speech synthesised with espeak-ng
-(`data/make_corpus.py`, described in `data/README.md`). They are stored as uint8 over
-a fixed range of log energies; loading turns them back into float32.
+The data are 40 log-mel energies at 50 frames per second (25 ms window, 20 ms hop) of
+8 kHz audio, computed by `speechcourse.frontend.log_mel` from two sources
+(`data/make_corpus.py`, described in `data/README.md`): speech synthesised with
+espeak-ng in 85 voices, and six real speakers of the Free Spoken Digit Dataset, whose
+isolated digits are joined into strings. `split.sources[i]` says which ("synthetic" or
+"real"); `split.only("real")` keeps one source. They are stored as uint8 over a fixed
+range of log energies; loading turns them back into float32.
 
 This module ships to students, so it stops at the labels: the decoder's inputs and
 targets for teacher forcing (`<s>` y1 .. yn and y1 .. yn `</s>`) are what Lab 2's
@@ -33,7 +36,8 @@ from speechcourse.frontend import stack_frames
 
 DATA_DIR = Path(os.environ.get("SPEECHCOURSE_DATA", Path(__file__).resolve().parent.parent / "data"))
 CORPUS_FILE = "digits.npz"
-SPLITS = ("train", "valid", "test", "test_by_length")
+SPLITS = ("train", "valid", "test", "test_by_length", "test_isolated")
+SOURCES = ("synthetic", "real")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 # Storage format: features are quantised to uint8 on a fixed range of natural-log mel
@@ -114,15 +118,27 @@ class Split:
 
     features: list of (T_i, F) float32 arrays (F = 40, or 40*k after stacking by k)
     texts:    list of str, e.g. 'three one four'
-    voices:   list of str, the espeak-ng voice that spoke it, e.g. 'en-gb-scotland+f3'
+    voices:   list of str, who spoke it: an espeak-ng voice ('en-gb-scotland+f3') or a real
+              speaker ('fsdd:george')
+    sources:  list of str, 'synthetic' or 'real'
     """
     name: str
     features: list
     texts: list
     voices: list
+    sources: list
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def only(self, source: str) -> "Split":
+        """The utterances of one source ('synthetic' or 'real'), in their order."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; choose {' or '.join(map(repr, SOURCES))}")
+        keep = [i for i, s in enumerate(self.sources) if s == source]
+        return Split(f"{self.name}[{source}]", [self.features[i] for i in keep],
+                     [self.texts[i] for i in keep], [self.voices[i] for i in keep],
+                     [self.sources[i] for i in keep])
 
     @property
     def n_digits(self) -> np.ndarray:
@@ -136,10 +152,13 @@ class Split:
 
 
 def load_split(name: str, stack: int = 1, path: str | os.PathLike | None = None) -> Split:
-    """Load one split: "train", "valid", "test" or "test_by_length".
+    """Load one split: "train", "valid", "test", "test_by_length" or "test_isolated".
 
-    test and test_by_length are spoken by voices never heard in train or valid;
-    test_by_length has the same number of utterances for every length 1..10.
+    Every split but test_isolated holds both sources, synthetic voices first, then real
+    speakers (`Split.sources`). test and test_by_length are spoken by voices and people
+    never heard in train or valid; test_by_length has the same number of utterances for
+    every length 1..10 and source; test_isolated holds each of the 1,000 recordings of the
+    two real test speakers alone (one digit each).
     stack=k concatenates k consecutive frames (`frontend.stack_frames`): (T, 40) ->
     (T // k, 40k), a shorter time axis for the encoder.
     """
@@ -153,11 +172,12 @@ def load_split(name: str, stack: int = 1, path: str | os.PathLike | None = None)
         offsets = archive[f"{name}/offsets"]       # (N + 1,) utterance i is codes[o[i]:o[i+1]]
         texts = archive[f"{name}/texts"].tolist()
         voices = archive[f"{name}/voices"].tolist()
+        sources = archive[f"{name}/sources"].tolist()
     everything = dequantize(codes)                 # one conversion for the split, then views
     features = [everything[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     if stack > 1:
         features = [stack_frames(f, stack) for f in features]
-    return Split(name, features, texts, voices)
+    return Split(name, features, texts, voices, sources)
 
 
 # --------------------------------------------------------------------------- batches

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16_000  # Hz; the course's audio is 16 kHz mono, like telephone-band+ ASR corpora
-WINDOW_MS = 25.0      # each frame sees 25 ms: long enough for a few pitch periods
+SAMPLE_RATE = 8_000   # Hz: the telephone band, and the rate of the course's real recordings (FSDD)
+WINDOW_MS = 25.0      # each frame sees 25 ms (200 samples): long enough for a few pitch periods
 HOP_MS = 10.0         # the classic hop; the course corpus stores a 20 ms hop (50 frames/s)
-N_FFT = 512           # next power of two above 400 samples (25 ms at 16 kHz)
+N_FFT = 512           # 200 samples zero-padded to 512: a 15.6 Hz grid, so the narrowest mel
+                      # filter still spans 4 FFT bins (at 256 points it spans 2)
 N_MELS = 40
+F_MIN = 20.0          # Hz: the mel filters of `log_mel` span 20 Hz .. 3.8 kHz; above 3.8 kHz the
+F_MAX = 3_800.0       # resamplers' anti-aliasing filters leave almost nothing below Nyquist (4 kHz)
 
 
 def ms_to_samples(ms: float, sample_rate: int = SAMPLE_RATE) -> int:
-    """Milliseconds to a whole number of samples (25 ms at 16 kHz is 400)."""
+    """Milliseconds to a whole number of samples (25 ms at 8 kHz is 200)."""
     return int(round(ms * sample_rate / 1000.0))
 
 
@@ -36,7 +39,7 @@ def num_frames(n_samples: int, frame_length: int, hop_length: int) -> int:
     """How many whole frames fit in a signal: 1 + (N - L) // H.
 
     No padding: a frame is only made where all L samples exist. One second at
-    16 kHz with L = 400, H = 160 gives 98 frames; with H = 320 it gives 49.
+    8 kHz with L = 200, H = 80 gives 98 frames; with H = 160 it gives 49.
     """
     if n_samples < frame_length:
         raise ValueError(
@@ -128,15 +131,17 @@ def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = 
 
 def log_mel(signal: np.ndarray, sample_rate: int = SAMPLE_RATE, n_mels: int = N_MELS,
             window_ms: float = WINDOW_MS, hop_ms: float = HOP_MS, n_fft: int = N_FFT,
-            window_kind: str = "hamming", floor: float = 1e-10) -> np.ndarray:
+            window_kind: str = "hamming", floor: float = 1e-10,
+            f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
     """The whole front end: waveform (N,) -> log mel energies (T, n_mels), float32.
 
-    `floor` keeps log() finite in digital silence (log(1e-10) is about -23).
+    `floor` keeps log() finite in digital silence (log(1e-10) is about -23). The mel
+    filters span `f_min` .. `f_max` Hz (`F_MIN`, `F_MAX`: the telephone band's useful part).
     """
     L, H = ms_to_samples(window_ms, sample_rate), ms_to_samples(hop_ms, sample_rate)
     frames = frame_signal(np.asarray(signal, dtype=np.float64), L, H)      # (T, L)
     power = power_spectrum(apply_window(frames, window_kind), n_fft)        # (T, K)
-    mel = power @ mel_filterbank(n_mels, n_fft, sample_rate)                # (T, M)
+    mel = power @ mel_filterbank(n_mels, n_fft, sample_rate, f_min, min(f_max, sample_rate / 2))  # (T, M)
     return np.log(np.maximum(mel, floor)).astype(np.float32)               # (T, M)
 
 

@@ -28,23 +28,66 @@ def test_every_split_is_well_formed(splits):
         assert np.all(split.n_frames >= 5 * split.n_digits), name
 
 
-def test_splits_are_disjoint_by_voice(splits):
+def test_splits_are_disjoint_by_voice_and_by_speaker(splits):
+    """Synthetic: disjoint by espeak-ng variant (accents are shared). Real: the test speakers
+    george and lucas are in no training or validation utterance, and the validation takes
+    (FSDD's takes 0-4) of the training speakers are in no training utterance (checked in
+    the recipes, which name each take)."""
     def variants(name):      # the speaker is the variant after '+'; accents are shared
-        return {v.split("+")[1] for v in splits[name].voices}
+        return {v.split("+")[1] for v, s in zip(splits[name].voices, splits[name].sources) if s == "synthetic"}
     train, valid, test = variants("train"), variants("valid"), variants("test")
     assert not train & valid and not train & test and not valid & test
-    assert variants("test_by_length") <= test
+    assert variants("test_by_length") <= test and not variants("test_isolated")
     assert len(train) >= 40 and len(test) >= 10
+
+    def speakers(name):
+        return {v for v, s in zip(splits[name].voices, splits[name].sources) if s == "real"}
+    real_train = {"fsdd:jackson", "fsdd:nicolas", "fsdd:theo", "fsdd:yweweler"}
+    real_test = {"fsdd:george", "fsdd:lucas"}
+    assert speakers("train") == speakers("valid") == real_train
+    for name in ("test", "test_by_length", "test_isolated"):
+        assert speakers(name) == real_test, name
+
+    import importlib.util
+    import sys
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("make_corpus", Path(__file__).resolve().parents[1] / "data" / "make_corpus.py")
+    make_corpus = sys.modules["make_corpus"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_corpus)
+    recipes = make_corpus.draw_recipes()
+    takes = {split: {(r.speaker, w, t) for r in recipes if r.split == split and r.source == "real"
+                     for w, t in zip(r.text.split(), r.takes)} for split in SPLITS}
+    assert not takes["train"] & takes["valid"]
+    assert {t for _, _, t in takes["valid"]} <= set(make_corpus.VALID_TAKES)
+    for split in SPLITS:   # the recipes are the committed corpus's (same texts, same order)
+        mine = [r for r in recipes if r.split == split]
+        assert [r.text for r in mine] == splits[split].texts and [r.voice for r in mine] == splits[split].voices
+
+
+def test_both_sources_in_every_split_and_isolated_real_digits(splits):
+    for name in ("train", "valid", "test", "test_by_length"):
+        s = splits[name]
+        assert set(s.sources) == {"synthetic", "real"}, name
+        first_real = s.sources.index("real")         # synthetic voices first, then real speakers
+        assert set(s.sources[first_real:]) == {"real"}
+        assert len(s.only("real")) + len(s.only("synthetic")) == len(s)
+    iso = splits["test_isolated"]
+    assert len(iso) == 1000 and set(iso.sources) == {"real"} and set(iso.n_digits.tolist()) == {1}
+    assert Counter(iso.texts) == {d: 100 for d in corpus.DIGITS}
+    assert len(splits["test"].only("real")) >= 1000
+    with pytest.raises(ValueError, match="unknown source"):
+        splits["test"].only("human")
 
 
 def test_length_stratified_test_set_is_balanced(splits):
-    counts = Counter(splits["test_by_length"].n_digits.tolist())
-    assert sorted(counts) == list(range(1, 11))
-    assert len(set(counts.values())) == 1, counts
+    for source in ("synthetic", "real"):
+        counts = Counter(splits["test_by_length"].only(source).n_digits.tolist())
+        assert sorted(counts) == list(range(1, 11))
+        assert len(set(counts.values())) == 1, counts
 
 
 def test_unknown_split_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="train, valid, test, test_by_length"):
+    with pytest.raises(ValueError, match="train, valid, test, test_by_length, test_isolated"):
         load_split("dev")
 
 
@@ -160,11 +203,12 @@ def test_committed_wavs_match_their_stored_features(splits):
     import wave
     from speechcourse.frontend import log_mel
     rows = [line.split("\t") for line in (corpus.DATA_DIR / "wav" / "examples.tsv").read_text().splitlines()[1:]]
-    assert len(rows) >= 3
-    for name, split, index, voice, text in rows:
+    assert len(rows) >= 6 and {row[3] for row in rows} == {"synthetic", "real"}
+    for name, split, index, source, voice, text in rows:
         with wave.open(str(corpus.DATA_DIR / "wav" / name)) as w:
-            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
         assert splits[split].texts[int(index)] == text and splits[split].voices[int(index)] == voice
+        assert splits[split].sources[int(index)] == source
         recomputed = corpus.dequantize(corpus.quantize(log_mel(pcm / 32768, hop_ms=1000 / corpus.FRAME_RATE)))
         np.testing.assert_array_equal(recomputed, splits[split].features[int(index)])
