@@ -43,30 +43,54 @@ TEST_POINTS = {
 MANUAL_POINTS = {"explain_positions": 2}
 
 MHSA = {"test_mhsa_matches_torch", "test_mhsa_key_padding"}
+# the encoder is compared with the reference with known weights (two and three layers) in each of
+# its cells, so a mistake in anything it is built on costs them too; ENCODER_LAYERS when its
+# property tests hold (the mistake keeps the encoder permutation-equivariant)
+ENCODER = {"test_encoder_positions", "test_encoder_padding", "test_encoder_equivariance"}
+ENCODER_LAYERS = {"test_encoder_positions", "test_encoder_padding"}
+LAYER = {"test_encoder_layer"} | ENCODER
 # fixture -> the test cells that must fail (empty: a correct alternative, full marks)
 EXPECTED_FAILURES = {
-    # split_heads is used by the attention module and so by the encoder: mixing frames and
-    # utterances breaks the encoder's padding invariance and equivariance too
-    "heads_view_without_transpose": {"test_split_heads", "test_encoder_padding", "test_encoder_equivariance"} | MHSA,
-    "scale_by_d_model": MHSA,
-    "padding_mask_wrong_axis": {"test_mhsa_key_padding", "test_encoder_padding"},
-    "softmax_over_queries": {"test_scaled_dot_product_attention", "test_attention_mask", "test_encoder_padding"} | MHSA,
-    "mask_fills_zero": {"test_attention_mask", "test_mhsa_key_padding", "test_encoder_padding"},
+    # split_heads is used by the attention module and so by the layer and the encoder
+    "heads_view_without_transpose": {"test_split_heads"} | MHSA | LAYER,
+    "scale_by_d_model": MHSA | LAYER,
+    # a wrong attention used to waive the layer's full-weight check (issue 19): not any more
+    "layer_bug_behind_wrong_attention": MHSA | LAYER,
+    "padding_mask_wrong_axis": {"test_mhsa_key_padding", "test_encoder_layer", "test_encoder_padding"},
+    "softmax_over_queries": {"test_scaled_dot_product_attention", "test_attention_mask"} | MHSA | LAYER,
+    "mask_fills_zero": {"test_attention_mask", "test_mhsa_key_padding", "test_encoder_layer", "test_encoder_padding"},
+    # -1e4 added instead of -inf: the +-1e4 cases of the mask and of the key padding
+    "sdpa_mask_adds_minus_1e4": {"test_attention_mask", "test_mhsa_key_padding"},
     # the encoder's positions are the student's own, checked before the encoder is judged
-    "sin_cos_swapped": {"test_sinusoidal_positions", "test_encoder_positions"},
-    "frequency_exponent_wrong": {"test_sinusoidal_positions", "test_encoder_positions"},
+    "sin_cos_swapped": {"test_sinusoidal_positions"} | ENCODER,
+    "frequency_exponent_wrong": {"test_sinusoidal_positions"} | ENCODER,
+    # right values as a numpy array: the type is checked in the sandbox, and the encoder breaks on it
+    "positions_numpy": {"test_sinusoidal_positions"} | ENCODER,
     # values right, gradients wrong: training would never learn the queries and keys
-    "weights_detached": {"test_scaled_dot_product_attention", "test_mhsa_matches_torch"},
-    "residual_missing": {"test_encoder_layer"},
-    "post_norm": {"test_encoder_layer"},
-    "positions_after_first_layer": {"test_encoder_positions"},
+    "weights_detached": {"test_scaled_dot_product_attention", "test_mhsa_matches_torch", "test_encoder_layer",
+                         "test_encoder_positions"},
+    "residual_missing": LAYER,
+    "post_norm": LAYER,
+    "positions_after_first_layer": ENCODER,
+    # encoders that only a comparison with known weights at two layers or more finds
+    "encoder_layers_not_chained": ENCODER,
+    "encoder_norm_after_every_layer": ENCODER,
+    "encoder_positions_before_every_layer": ENCODER,
     "encoder_ignores_lengths": {"test_encoder_padding"},
+    # a real all-zero frame inside an utterance is not padding
+    "encoder_pads_from_zero_frames": {"test_encoder_padding"},
     "no_head_count_check": {"test_mhsa_head_count"},
     "ok_einsum_and_additive_mask": set(),
     "ok_heads_by_transpose": set(),
     "ok_mhsa_loop_over_heads": set(),
     "ok_positions_interleaved": set(),
+    "ok_sdpa_finfo_min": set(),
+    "ok_encoder_zeroes_padded_states": set(),
 }
+# mistakes that only the hidden tests find (the visible self-checks use small scores, one layer
+# or lengths that fill T): no visible check has to word them
+HIDDEN_ONLY = {"sdpa_mask_adds_minus_1e4", "encoder_layers_not_chained", "encoder_norm_after_every_layer",
+               "encoder_positions_before_every_layer", "encoder_pads_from_zero_frames", "positions_numpy"}
 
 # visible self-check of each test cell, called with the student's functions and classes
 VISIBLE = {
@@ -99,10 +123,19 @@ class TestLabContract(LabContract):
 
 
 def test_setup_cell_gives_what_the_solution_cells_need():
-    setup = notebook_cells()["setup"].source if "setup" in notebook_cells() else None
     import nbformat
     first_code = next(c for c in nbformat.read(THIS_LAB.notebook, as_version=4).cells if c.cell_type == "code")
-    assert all(line in first_code.source for line in SETUP.splitlines()), setup
+    assert all(line in first_code.source for line in SETUP.splitlines()), first_code.source
+
+
+def test_setup_cell_is_locked_in_the_source_and_the_student_notebook():
+    """Students cannot edit the imports (issue 19): nbgrader metadata, locked, not graded."""
+    import nbformat
+    for path in (THIS_LAB.notebook, ROOT / "labs" / SLUG / f"{SLUG}.ipynb"):
+        first_code = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        meta = first_code.metadata.get("nbgrader", {})
+        assert meta.get("grade_id") == "setup" and meta.get("locked") is True, path
+        assert not meta.get("solution") and not meta.get("grade"), path
 
 
 def test_training_and_plotting_cells_are_skipped_when_grading():
@@ -230,7 +263,7 @@ def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
     failed = {g for g, e in results.items() if e is not None}
     allowed = EXPECTED_FAILURES[fixture]
     assert failed <= allowed, {g: repr(results[g]) for g in failed - allowed}
-    if allowed:
+    if allowed and fixture not in HIDDEN_ONLY:
         worded = [e for e in results.values() if isinstance(e, CheckFailed)]
         assert worded, f"{fixture}: no visible check explains the mistake in words: {results}"
     for grade_id in failed:

@@ -9,10 +9,12 @@ References are independent of the student where PyTorch has one:
 ``torch.nn.functional.scaled_dot_product_attention`` for attention and
 ``torch.nn.MultiheadAttention`` for the multi-head layer, whose weights are loaded through the
 mapping the notebook documents (``in_proj_weight.chunk(3)`` -> W_q, W_k, W_v; ``out_proj`` ->
-W_o). A part built on another is judged against the reference, or against the student's own
-other part only after that part was checked right on the same inputs: the encoder layer first
-with W_o's weight zero (its attention then adds only a bias), the encoder's positions with no
-layers at all. Gradients are checked in the sandbox (``student.gradients``): a module whose
+W_o). Every module is compared with the reference with known weights, at the sizes students use
+(the encoder with two and three layers, the layer with and without padding); a part built on
+another is judged against the reference, so a mistake in a part costs the cells of what is built
+on it too, and a failed precondition is never a reason to skip a check. Masked tests have scores
+of order 1e4 (a mask added as -1e4 fails), the encoder gets a real all-zero frame inside an
+utterance and lengths whose longest is shorter than T. Gradients are checked in the sandbox (``student.gradients``): a module whose
 output is right but detached loses its cell. Padding invariance and permutation equivariance
 are properties, checked without any reference.
 """
@@ -176,6 +178,21 @@ def _(student):
         want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).numpy()
         expect_close(f"out with {what}", out, want, **TOL,
                      what="torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)")
+    # scores of order 1e4, the largest on blocked keys: a mask added as -1e4 lets them win.
+    # d_k = 1 and keys spaced far apart, so that every allowed row is exactly one-hot.
+    t = torch.arange(T, dtype=torch.float32)
+    k = (6.0 * t)[None, None, :, None].expand(B, n_h, T, 1).clone()                # keys 0, 6, 12, ...
+    q = torch.full((B, n_h, U, 1), 2000.0)                                         # scores up to 6e4
+    v = _randn(33, B, n_h, T, d_v)
+    for mask, what in ((padding, "a padding mask (B, 1, 1, T) and scores of order 1e4"),
+                       (causal, "a mask (U, T) and scores of order 1e4, the largest on blocked keys")):
+        out, weights = _sdpa(student, q, k, v, mask, what)
+        expect_close(f"weights with {what}", weights, _want_weights(q, k, mask), **TOL,
+                     what="softmax over the allowed keys only (fill blocked scores with -inf: a "
+                          "large negative number added to a score of 1e4 can still win)")
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).numpy()
+        expect_close(f"out with {what}", out, want, **TOL,
+                     what="torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)")
 
 
 # ------------------------------------------------------------------------------ heads
@@ -281,12 +298,16 @@ def _(student):
             expect_close(f"out[:{n}, {b}] of MultiHeadSelfAttention ({what})", out[:n, b],
                          want[:n, b].numpy(), **TOL,
                          what="torch.nn.MultiheadAttention with the same key_padding_mask")
-            x_other = x.clone()
-            x_other[n:, b] = _randn(99 + b, T - n, d_model)                # change only the padding
-            other, _ = _mhsa(handle, x_other, pad, what, n_heads)
-            expect_close(f"out[:{n}, {b}] after changing only the padded frames of utterance {b}",
-                         other[:n, b], out[:n, b], **TOL,
-                         what="the same output as before (padding must not change real frames)")
+            for scale in (1.0, 1e5):                                       # 1e5: scores of order 1e5 there
+                x_other = x.clone()
+                x_other[n:, b] = scale * _randn(99 + b, T - n, d_model)    # change only the padding
+                other, _ = _mhsa(handle, x_other, pad, what, n_heads)
+                expect_close(f"out[:{n}, {b}] after changing only the padded frames of utterance {b}"
+                             f"{' to values of order 1e5' if scale > 1 else ''}",
+                             other[:n, b], out[:n, b], **TOL,
+                             what="the same output as before (padding must not change real frames; fill "
+                                  "masked scores with -inf, a large negative number added to a huge "
+                                  "score can still win)")
 
 
 @hidden_test("test_mhsa_head_count")
@@ -308,8 +329,22 @@ def _(student):
 
 # ------------------------------------------------------------------------------ positions
 
+def _expect_tensor(name, handle):
+    """The object behind ``handle`` (kept in the sandbox) is a torch tensor: results cross the wire
+    as numpy arrays, so the type is asked where the object lives, through a method only a tensor has."""
+    try:
+        kind = handle.type()
+    except StudentError:
+        kind = None
+    expect_true(isinstance(kind, str) and kind.startswith("torch."),
+                f"{name} should return a torch tensor (the lab asks for one; the encoder adds it to "
+                f"tensors and training backpropagates through them), got something that is not a tensor "
+                f"(a numpy array?). Build it with torch operations.")
+
+
 @hidden_test("test_sinusoidal_positions")
 def _(student):
+    _expect_tensor("sinusoidal_positions(7, 8)", student.keep.sinusoidal_positions(7, 8))
     for T, d in ((7, 8), (50, 16), (1, 4), (13, 2), (101, 64)):
         P = student.sinusoidal_positions(T, d)
         expect_dtype(f"sinusoidal_positions({T}, {d}) (the lab asks for float32, the dtype of the frames)", P,
@@ -322,58 +357,53 @@ def _(student):
 
 # ------------------------------------------------------------------------------ encoder layer
 
-def _layer_norm(x, norm_state, prefix):
-    return torch.nn.functional.layer_norm(x, x.shape[-1:], norm_state[f"{prefix}.weight"],
-                                          norm_state[f"{prefix}.bias"], eps=1e-5)
-
-
-def _feed_forward(x, state, prefix="feed_forward"):
-    h = torch.relu(x @ state[f"{prefix}.0.weight"].T + state[f"{prefix}.0.bias"])
-    return h @ state[f"{prefix}.2.weight"].T + state[f"{prefix}.2.bias"]
-
-
-def _sub(state, prefix):
-    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
-
-
 @hidden_test("test_encoder_layer")
 def _(student):
-    """Pre-norm, residual, feed-forward. Judged first with W_o's weight set to zero, so that the
-    attention sublayer outputs its bias whatever the attention computes and the layer is judged
-    against the reference on its own; then with every weight, but only where the student's own
-    attention module was first checked right on the same input (its mistakes cost its own cells)."""
+    """Pre-norm, residual, feed-forward, judged against the reference with known weights: first with
+    W_o's weight zero (the attention sublayer then adds only its bias, so the message can say the
+    mistake is in the layer itself), then with every weight, with and without a key_padding_mask.
+    The full-weight check is never waived: a wrong attention module costs this cell too."""
     for seed, (lengths, d_model, n_heads, d_ff) in enumerate([([6, 6], 12, 3, 20), ([5, 5, 5], 8, 2, 16),
-                                                              ([3], 4, 1, 8)]):
-        T, B = max(lengths), len(lengths)
+                                                              ([3], 4, 1, 8), ([4, 7, 2], 8, 2, 16)]):
+        T, B = 7 if seed == 3 else max(lengths), len(lengths)
         x = 2 * _randn(110 + seed, T, B, d_model)
+        pad = _padding(lengths, T) if seed == 3 else None               # padded, the longest not first
         what = f"T = {T}, B = {B}, d_model = {d_model}, n_heads = {n_heads}, d_ff = {d_ff}"
         for silent in (True, False):
             _, state = _state(ref.EncoderLayer, 100 + seed, d_model, n_heads, d_ff)
             if silent:
                 state["attention.W_o.weight"].zero_()
             module = _loaded(ref.EncoderLayer, state, d_model, n_heads, d_ff)
-            if not silent:
-                attention = with_weights(student, "MultiHeadSelfAttention", _sub(state, "attention"), d_model, n_heads)
-                normed = _layer_norm(x, state, "norm1")
-                own = _mhsa(attention, normed, None, what, n_heads)[0]
-                with torch.no_grad():
-                    if not np.allclose(own, module.attention(normed)[0].numpy(), rtol=1e-4, atol=1e-5):
-                        continue          # the attention is wrong (its own cells say so): judge no further
             layer = with_weights(student, "EncoderLayer", state, d_model, n_heads, d_ff)
-            out, _ = _pair("EncoderLayer.forward(x, key_padding_mask)", layer.forward(x, None))
+            out, weights = _pair("EncoderLayer.forward(x, key_padding_mask)", layer.forward(x, pad))
             out = expect_shape(f"EncoderLayer.forward ({what})", out, (T, B, d_model), "T, B, d_model")
             with torch.no_grad():
-                want = module(x)[0].numpy()
+                want, want_weights = (t.numpy() for t in module(x, pad))
             case = "with W_o's weight zero, so attention adds only its bias b_o" if silent else "all weights"
+            if pad is not None:
+                case += f", key_padding_mask of lengths {lengths}"
+                out, want = np.concatenate([out[:n, b] for b, n in enumerate(lengths)]), \
+                    np.concatenate([want[:n, b] for b, n in enumerate(lengths)])
             expect_close(f"EncoderLayer.forward(x) ({what}; {case})", out, want, **TOL,
                          what="x' = x + attention(norm1(x)), then x' + feed_forward(norm2(x')) (pre-norm)")
-            if silent:
+            if not silent:
+                weights = expect_shape("weights returned by EncoderLayer.forward", weights,
+                                       (B, n_heads, T, T), "B, n_heads, T, T")
+                for b, n in enumerate(lengths):                         # the real queries' rows
+                    expect_close(f"the weights weights[{b}, :, :{n}] returned by EncoderLayer.forward "
+                                 f"({what}; {case})", weights[b, :, :n], want_weights[b, :, :n], **TOL,
+                                 what="the weights of its attention on norm1(x)")
+            if silent or pad is not None:
                 g_out = _randn(115 + seed, T, B, d_model)
-                call = layer.gradients(wrt=(0,), grad_output=(g_out, None)).forward(x, None)
+                if pad is not None:
+                    g_out = g_out.masked_fill(pad.T[:, :, None], 0.0)  # the loss sees the real frames only
+                call = layer.gradients(wrt=(0,), grad_output=(g_out, None)).forward(x, pad)
                 _expect_differentiable(f"EncoderLayer.forward ({what})", call, "x and the weights")
-                (want_x,) = _reference_gradients(module, lambda x_: module(x_)[0], [x], g_out)
-                expect_close(f"the gradient of EncoderLayer's output with respect to x ({what})",
+                (want_x,) = _reference_gradients(module, lambda x_: module(x_, pad)[0], [x], g_out)
+                expect_close(f"the gradient of EncoderLayer's output with respect to x ({what}; {case})",
                              call.grads["0"], want_x, rtol=1e-3, atol=1e-5, what="the reference's gradient")
+                if not silent:
+                    _expect_parameter_gradients(f"EncoderLayer.forward ({what}; {case})", call, module)
 
 
 # ------------------------------------------------------------------------------ encoder
@@ -395,46 +425,76 @@ def _encode(encoder, x, lengths, d_model, n_layers, n_heads):
     return states
 
 
+def _reference_states(state, x, lengths, *sizes):
+    module = _loaded(ref.Encoder, state, *sizes)
+    with torch.no_grad():
+        return module, module(x, torch.as_tensor(lengths))[0].numpy()
+
+
+def _expect_states(name, states, want, lengths, what):
+    """The real frames' states equal the reference's (padded frames' states are not judged)."""
+    for b, n in enumerate(lengths):
+        expect_close(f"{name}: states[:{n}, {b}]", states[:n, b], want[:n, b], **TOL, what=what)
+
+
+ENCODER_WHAT = ("the reference encoder with the same weights: norm(layers(front(x) + P)), P added once "
+                "before the first layer, the layers chained (each takes the previous one's output), "
+                "one LayerNorm at the end, padded frames masked out as keys in every layer (from lengths)")
+
+
 @hidden_test("test_encoder_positions")
 def _(student):
-    """front, + P before any layer, final norm: an encoder with 0 layers is norm(front(x) + P).
-
-    With no layers the test does not depend on the student's layers; it uses the student's
-    sinusoidal_positions only after checking it right for the same T and d_model.
-    """
-    for seed, (T, B, n_in, d_model) in enumerate([(9, 2, 5, 8), (4, 1, 3, 12), (6, 3, 4, 4)]):
+    """front, + P before any layer, the layers chained, final norm: compared with the reference with
+    known weights, with no layers (then the test does not depend on the student's layers) and with
+    two and three. The student's sinusoidal_positions is used only after it was checked right for
+    the same T and d_model."""
+    for seed, (T, B, n_in, d_model, n_heads, n_layers) in enumerate(
+            [(9, 2, 5, 8, 1, 0), (4, 1, 3, 12, 1, 0), (6, 3, 4, 4, 1, 0), (7, 2, 5, 8, 2, 2), (5, 3, 4, 12, 3, 3)]):
+        d_ff = 8 if n_layers == 0 else 2 * d_model
         P = expect_shape(f"sinusoidal_positions({T}, {d_model})", student.sinusoidal_positions(T, d_model),
                          (T, d_model), "T, d")
         expect_true(np.allclose(P, ref.sinusoidal_positions(T, d_model).numpy(), rtol=1e-4, atol=1e-5),
                     f"Encoder cannot be checked while sinusoidal_positions({T}, {d_model}) is wrong: its "
                     f"positions are yours (see the test of sinusoidal_positions).")
-        module, state = _state(ref.Encoder, 120 + seed, n_in, d_model, 1, 8, 0, True)
-        encoder = with_weights(student, "Encoder", state, n_in, d_model, 1, 8, 0, True)
+        sizes = (n_in, d_model, n_heads, d_ff, n_layers, True)
+        module, state = _state(ref.Encoder, 120 + seed, *sizes)
+        encoder = with_weights(student, "Encoder", state, *sizes)
         x, lengths = _randn(130 + seed, T, B, n_in), [T] * B
-        states = _encode(encoder, x, lengths, d_model, 0, 1)
+        states = _encode(encoder, x, lengths, d_model, n_layers, n_heads)
         with torch.no_grad():
             want = module(x, torch.tensor(lengths))[0].numpy()
-        expect_close(f"Encoder(..., n_layers=0).forward states (T = {T}, B = {B}, positions on)", states, want,
-                     **TOL, what="norm(front(x) + P), with P added once, to the projected frames, before the "
-                                 "first layer (and so also with no layers at all)")
-        g_out = _randn(135 + seed, T, B, d_model)
-        call = encoder.gradients(wrt=(0,), grad_output=(g_out, [])).forward(x, torch.tensor(lengths))  # no maps
-        _expect_differentiable("Encoder.forward", call, "x and the weights")
-        _reference_gradients(module, lambda x_: module(x_, torch.tensor(lengths))[0], [x], g_out)
-        _expect_parameter_gradients("Encoder.forward", call, module)
+        expect_close(f"Encoder(..., n_layers={n_layers}).forward states (T = {T}, B = {B}, positions on)", states,
+                     want, **TOL, what="norm(front(x) + P) with no layers" if n_layers == 0 else ENCODER_WHAT)
+        if n_layers == 0 or n_layers == 2:
+            g_out = _randn(135 + seed, T, B, d_model)
+            call = encoder.gradients(wrt=(0,), grad_output=(g_out, [None] * n_layers)).forward(
+                x, torch.tensor(lengths))
+            _expect_differentiable("Encoder.forward", call, "x and the weights")
+            _reference_gradients(module, lambda x_: module(x_, torch.tensor(lengths))[0], [x], g_out)
+            _expect_parameter_gradients(f"Encoder(..., n_layers={n_layers}).forward", call, module)
 
 
 @hidden_test("test_encoder_padding")
 def _(student):
-    """Each utterance gives the same states alone as in a zero-padded batch."""
-    for seed, (lengths, positions) in enumerate([([7, 3, 5], True), ([2, 6], False)]):
-        n_in, d_model, n_heads, d_ff, n_layers = 4, 8, 2, 16, 2
-        _, encoder = _encoder(student, 140 + seed, n_in, d_model, n_heads, d_ff, n_layers, positions)
+    """Compared with the reference with known weights (two and three layers) on a padded batch whose
+    longest utterance is shorter than T and not first, with a real all-zero frame inside an
+    utterance (padding comes from lengths, not from zero frames); then each utterance gives the
+    same states alone as in the batch."""
+    for seed, (lengths, positions, n_layers) in enumerate([([3, 7, 5], True, 2), ([2, 6], False, 2),
+                                                           ([4, 1, 6], True, 3)]):
+        n_in, d_model, n_heads, d_ff = 4, 8, 2, 16
+        sizes = (n_in, d_model, n_heads, d_ff, n_layers, positions)
+        state, encoder = _encoder(student, 140 + seed, *sizes)
         T = max(lengths) + 2
         x = _randn(150 + seed, T, len(lengths), n_in)
         for b, n in enumerate(lengths):
             x[n:, b] = 0
+        x[1, 0] = 0.0                                    # a real frame of zeros, inside utterance 0
         states = _encode(encoder, x, lengths, d_model, n_layers, n_heads)
+        _, want = _reference_states(state, x, lengths, *sizes)
+        _expect_states(f"Encoder(..., n_layers={n_layers}, positions={positions}).forward(x, lengths) with "
+                       f"lengths {lengths}, T = {T}, frame 1 of utterance 0 all zeros", states, want, lengths,
+                       ENCODER_WHAT)
         for b, n in enumerate(lengths):
             alone = _encode(encoder, x[:n, b:b + 1], [n], d_model, n_layers, n_heads)
             expect_close(f"states[:{n}, {b}] of utterance {b} ({n} frames) in a batch padded to {T} frames",
@@ -445,13 +505,19 @@ def _(student):
 
 @hidden_test("test_encoder_equivariance")
 def _(student):
-    """Without positions, shuffling the frames shuffles the states the same way; with them, it does not."""
+    """Without positions, shuffling the frames shuffles the states the same way; with them, it does
+    not. The unshuffled states are first compared with the reference (known weights): a property
+    alone would pass an encoder that ignores its input."""
     n_in, d_model, n_heads, d_ff, n_layers, T = 4, 8, 2, 16, 2, 9
     x = _randn(160, T, 1, n_in)
     perm = torch.from_numpy(np.random.default_rng(161).permutation(T))
     for positions in (False, True):
-        _, encoder = _encoder(student, 170, n_in, d_model, n_heads, d_ff, n_layers, positions)
+        sizes = (n_in, d_model, n_heads, d_ff, n_layers, positions)
+        state, encoder = _encoder(student, 170, *sizes)
         states = _encode(encoder, x, [T], d_model, n_layers, n_heads)
+        _, want = _reference_states(state, x, [T], *sizes)
+        _expect_states(f"Encoder(..., positions={positions}).forward(x, lengths)", states, want, [T],
+                       ENCODER_WHAT)
         shuffled = _encode(encoder, x[perm], [T], d_model, n_layers, n_heads)
         if not positions:
             expect_close("Encoder(..., positions=False) on shuffled frames x[perm]", shuffled,
