@@ -9,7 +9,9 @@ The repository (``solutions``, ``speechmodels``, ``autograder``), other submissi
 the gradebook are not in it, no host path is visible in it, and nothing outside the two
 tmpfs is writable. The tmpfs vanish with the sandbox, so nothing is left to clean up.
 
-Limits: rlimits on memory (address space), processes, file size and CPU time, a
+Limits: a cgroup per sandbox where the machine has one (:mod:`autograder.cgroups`: the
+memory, processes and CPU of all its processes together), rlimits on each process's
+address space, the uid's processes, file size and CPU time, a
 timeout per cell and per call enforced both inside (an alarm) and outside (the grader
 kills the sandbox), and a time budget per notebook that bounds every wait of the
 grader, calls from hidden tests included. Every message is framed and every read and
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -31,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import wire
+from . import cgroups, wire
 from .hidden import HiddenTests, StudentError, run_test, shape_result
 
 HERE = Path(__file__).resolve().parent
@@ -53,10 +56,13 @@ class Limits:
     cell_timeout: int = 120            # seconds per cell
     call_timeout: int = 30             # seconds per call to a student function
     notebook_budget: int = 600         # seconds for the whole notebook, restarts included
-    memory_bytes: int = 4 << 30        # address space; importing torch maps about 2 GiB
+    memory_bytes: int = 4 << 30        # address space of each process; importing torch maps about 2 GiB
+    sandbox_memory_bytes: int = 9 << 29   # all its processes together (its cgroup): 4.5 GiB, so one
+                                          # process meets its own cap first, as a MemoryError
+    cpus: float = 1.0                  # cores' worth of CPU time the whole sandbox may use (its cgroup)
     file_bytes: int = 64 << 20         # largest file the student may write (incl. stdout)
     output_chars: int = 100_000        # printed output kept
-    processes: int = 64                # processes and threads of the sandbox user
+    processes: int = 64                # processes and threads of the sandbox user (and of its cgroup)
     max_restarts: int = 4
     grace: int = 5                     # seconds the outside waits beyond an inside timeout
     home_bytes: int = 256 << 20        # the sandbox's home folder, a tmpfs
@@ -92,7 +98,7 @@ def _ancestors(path: Path) -> list[Path]:
 
 def _bwrap_command(limits: Limits) -> list[str]:
     """The bwrap command line: a read-only view of just what a lab needs, at neutral paths."""
-    command = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+    command = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session",
                "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
                "--proc", "/proc", "--dev", "/dev",
@@ -166,7 +172,11 @@ class Session:
                 "--inh-caps=-all", "--bounding-set=-all"]
         python = [_python(), "-B", f"{GRADER_DIR}/harness.py", str(events_write), str(requests_read)]
 
+        self.group = cgroups.SandboxGroup(limits.uid, limits.sandbox_memory_bytes, limits.processes,
+                                          limits.cpus)
+
         def apply_limits():
+            self.group.enter()        # everything the sandbox starts is in its cgroup
             for limit, value in ((resource.RLIMIT_AS, limits.memory_bytes),
                                  (resource.RLIMIT_FSIZE, limits.file_bytes),
                                  (resource.RLIMIT_NPROC, limits.processes),
@@ -177,11 +187,16 @@ class Session:
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.limits, self.deadline = limits, deadline
-        self.process = subprocess.Popen(
-            _bwrap_command(limits) + ["--"] + user + python,
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=_environment(limits),
-            pass_fds=(events_write, requests_read), preexec_fn=apply_limits,
-            start_new_session=True)
+        try:
+            self.process = subprocess.Popen(
+                _bwrap_command(limits) + ["--"] + user + python,
+                stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=_environment(limits),
+                pass_fds=(events_write, requests_read), preexec_fn=apply_limits,
+                start_new_session=True)
+        except BaseException:
+            self.group.close()
+            raise
+        self.group.started()
         os.close(events_write)
         os.close(requests_read)
         os.set_blocking(events_read, False)      # every read and write below waits with a deadline
@@ -238,6 +253,9 @@ class Session:
             name = signal.Signals(number).name
             extra = {"SIGSEGV": " (a segmentation fault)", "SIGKILL": " (killed: memory or time)",
                      "SIGXCPU": " (CPU time limit)"}.get(name, "")
+            if name == "SIGKILL" and self.group.memory_killed():
+                extra = (f" (killed: its processes together held more than the sandbox's "
+                         f"{self.limits.sandbox_memory_bytes >> 20} MiB)")
             return f"the notebook's process died with {name}{extra}"
         return f"the notebook's process exited with status {code}"
 
@@ -252,10 +270,12 @@ class Session:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self.group.kill()
 
     def close(self):
         self.kill()
         self.process.wait()
+        self.group.close()
         for stream in (self.events, self.requests, self.log):
             try:
                 stream.close()
@@ -300,8 +320,8 @@ class RemoteStudent:
 
         def call(*args, **kwargs):
             session = self._session
-            session.calls += 1
-            header = {"op": "call", "id": session.calls, "name": name, "keep": self._mode == "keep",
+            session.calls += 1      # the id is random: a counter would tell the sandbox how far a test got
+            header = {"op": "call", "id": secrets.randbits(48), "name": name, "keep": self._mode == "keep",
                       "mode": "value" if self._mode == "keep" else self._mode}
             if self._handle is not None:
                 header["handle"] = self._handle
@@ -326,7 +346,7 @@ class RemoteStudent:
                 if not (type(value) is dict and set(value) == {"__handle__"} and type(value["__handle__"]) is int):
                     raise StudentError(f"{name}: the sandbox did not return a handle")
                 return RemoteStudent(session, self._limits, int(value["__handle__"]))
-            return shape_result(name, self._mode, value)
+            return shape_result(name, self._mode, value, (args, kwargs, self._options))   # judged here
         return call
 
 
@@ -337,9 +357,14 @@ def _as_wire(value):
 
 
 def plan_cells(cells: list[dict]) -> list[dict]:
-    """The harness's plan: code cells to run and test cells to stop at, in order."""
-    return [{"index": cell["index"], "kind": cell["kind"], "source": cell.get("source", ""),
-             "grade_id": cell.get("grade_id")} for cell in cells]
+    """The harness's plan: code cells to run and test cells to stop at, in order.
+
+    A test cell is only a place to stop: the sandbox is never told which test it is (no
+    grade_id, no source), so student code cannot read the name of the running test anywhere.
+    """
+    return [{"index": cell["index"], "kind": "test"} if cell["kind"] == "test" else
+            {"index": cell["index"], "kind": cell["kind"], "source": cell.get("source", "")}
+            for cell in cells]
 
 
 def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Limits()) -> SandboxReport:
@@ -358,7 +383,7 @@ def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Lim
             session = None
             try:
                 session = Session(Path(work) / "output.log", dict(plan, skip=sorted(skip)), limits, deadline)
-                finished = _drive(session, plan["cells"], tests, limits, report, skip)
+                finished = _drive(session, cells, tests, limits, report, skip)
             except SandboxDied as death:      # it could not even take its plan
                 report.notes.append(f"The notebook could not start: {death}.")
                 finished = True
@@ -413,9 +438,7 @@ def _drive(session: Session, cells: list[dict], tests: HiddenTests, limits: Limi
                 if event.get("error"):
                     report.cell_errors[cell["index"]] = str(event["error"])[:500]
             elif kind == "test":
-                grade_id = cell["grade_id"]
-                if event.get("grade_id") != grade_id:
-                    session.protocol_error("a test event for another test")
+                grade_id = cell["grade_id"]     # known here only: the sandbox was told no name
                 if grade_id in tests and grade_id not in report.verdicts:
                     passed, message = run_test(tests[grade_id], RemoteStudent(session, limits))
                     if session.dead_reason:   # the student's code killed or hung the sandbox

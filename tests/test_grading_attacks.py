@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from autograder import cgroups
 from conftest import FIXTURES, LAB, failed_tests
 
 NORMS = {"test_gradient_norms_shape", "test_gradient_norms_values"}
+# Memory is bounded per sandbox by a cgroup where the machine has one (autograder/cgroups.py).
+# Under the rlimits fallback only each process is bounded, and these attacks may win (README).
+PER_SANDBOX = cgroups.mode() != "rlimits"
+WON_UNDER_THE_FALLBACK = {"canary_memory_across_processes", "canary_memory_in_memfds"}
 CLIP = {"test_clip_gradients_scales", "test_clip_gradients_below_threshold"}
 
 # attack -> the test cells it must fail (every other test cell must pass)
@@ -56,6 +61,10 @@ EXPECTED_FAILURES = {
     "fill_scratch": set(),
     # honest, with a cell over 64 KiB: read whole, full marks (class 8)
     "honest_big_cell": set(),
+    # issue 19: memory bounded per sandbox, not per process: four processes under the per-process
+    # cap that together exceed the sandbox's, and memory in memfds that no address space counts
+    "canary_memory_across_processes": set(),
+    "canary_memory_in_memfds": set(),
 }
 
 # The catalogue by class of issue 14: class -> (what it is, {student: expected score out of 20}).
@@ -77,6 +86,13 @@ CATALOGUE = {
     13: ("scratch space bounded and gone with the sandbox", {"attack-fill_scratch": 20}),
     14: ("speechmodels, solutions and autograder are not reachable from the sandbox",
          {"attack-reach_speechmodels": 17}),
+    # issue 19's classes
+    "19-fingerprint": ("the resume fingerprint covers exactly what intake grades: 1,000 decoys beside it, "
+                       "and more files than intake lists with no <lab>.ipynb (refused, not chosen by order)",
+                       {"malformed-decoy_notebooks": 20, "malformed-decoys_hide_a_renamed_notebook": 0}),
+    "19-limits": ("memory is bounded per sandbox (a cgroup): processes together, and memfds",
+                  {"attack-canary_memory_across_processes": 20, "attack-canary_memory_in_memfds": 20}
+                  if PER_SANDBOX else {}),
 }
 
 def test_catalogue_is_complete():
@@ -89,6 +105,9 @@ def test_catalogue_is_complete():
 def test_attack_scores_exactly_what_it_should(graded, attack):
     result = graded["results"][f"attack-{attack}"]
     assert result.status in ("graded", "needs manual grading"), result.notes
+    if attack in WON_UNDER_THE_FALLBACK and not PER_SANDBOX:   # the fallback's stated weakness
+        assert failed_tests(result) <= NORMS, {t.grade_id: t.message for t in result.tests}
+        return
     assert failed_tests(result) == EXPECTED_FAILURES[attack], {t.grade_id: t.message for t in result.tests}
     assert result.max_score == 20
 
@@ -108,7 +127,7 @@ def test_failure_messages_are_sentences(graded):
     assert "exited" in message or "died" in message, message
 
 
-@pytest.mark.parametrize("number", sorted(CATALOGUE))
+@pytest.mark.parametrize("number", sorted(CATALOGUE, key=str))
 def test_each_attack_class_scores_what_its_catalogue_entry_says(graded, number):
     _, expected = CATALOGUE[number]
     got = {student: graded["results"][student].score for student in expected}
