@@ -37,23 +37,38 @@ CACHE = {"test_decoder_step_cache", "test_greedy_decode"}
 EXPECTED_FAILURES = {
     "mask_off_by_one": {"test_causal_mask"},
     "mask_transposed": {"test_causal_mask"},
+    # the type is judged in the sandbox (fed to the given MultiHeadAttention); U goes past 64
+    "causal_mask_numpy": {"test_causal_mask"},
+    "causal_mask_prebuilt_64": {"test_causal_mask"},
     "layer_post_norm": {"test_decoder_layer"},
     "layer_ignores_mask": {"test_decoder_layer"},
     "layer_no_cross_padding_mask": {"test_decoder_layer"},
+    # attn_mask None and a band, not only the causal mask
+    "layer_builds_own_causal_mask": {"test_decoder_layer"},
+    # a real all-zero memory frame, and padding that is not zero
+    "layer_pads_memory_from_zero_frames": {"test_decoder_layer"},
+    # right values, gradients checked in the sandbox as in Labs 3-4
+    "layer_detaches_memory": {"test_decoder_layer"},
+    "layer_feed_forward_no_grad": {"test_decoder_layer"},
     "cache_appended_twice": CACHE,
     "cache_position_always_zero": CACHE,
     "greedy_no_eos_stop": {"test_greedy_decode"},
+    "greedy_ignores_padding_mask": {"test_greedy_decode"},
     "beam_sums_probabilities": BEAM,
     "beam_expands_finished": BEAM,
     "beam_no_length_normalisation": {"test_beam_search_length_penalty"},
     "beam_keeps_eos_token": BEAM,
     "wer_by_hypothesis_length": {"test_word_error_rate"},
     "wer_insertions_not_counted": {"test_word_error_rate", "test_word_error_rate_counts"},
+    # alignments chosen with the wrong costs: cases where the cost model decides
+    "wer_substitution_costs_two": {"test_word_error_rate", "test_word_error_rate_counts"},
+    "wer_insertion_costs_two": {"test_word_error_rate", "test_word_error_rate_counts"},
     "ok_mask_by_comparison": set(),
     "ok_layer_unpacked_attention": set(),
     "ok_greedy_per_utterance": set(),
     "ok_beam_topk_tensor": set(),
     "ok_wer_two_rows_backtrace": set(),
+    "ok_causal_mask_loop": set(),
 }
 
 VISIBLE = {

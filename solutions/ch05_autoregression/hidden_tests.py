@@ -6,12 +6,20 @@ search (the given ``Scorer``) live in the student's sandbox: a test makes one wi
 module with ``handle.keep.load_state_dict(state)`` and passes the handle to the student's
 functions. Expected values come from the reference, run here on the same weights and
 tables, so a mistake costs the points of the cell it is in.
+
+Every argument changes the answer somewhere: ``causal_mask`` goes past 64 steps, the layer gets
+no mask, the causal one and a band, memories carry huge values on their padding and a real
+all-zero frame (padding comes from the mask, never from zero frames), ``greedy_decode`` is run
+with a ``memory_padding_mask``. The layer's gradients are checked in the sandbox
+(``student.gradients``), as in Labs 3-4. ``causal_mask``'s type is judged where it lives: the
+kept result is fed to the given ``MultiHeadAttention`` in the sandbox (numpy has no
+``.bool()``). Word error rate cases include alignments where the cost model decides.
 """
 
 import numpy as np
 import torch
 
-from autograder.hidden import hidden_test, load_sibling, with_weights
+from autograder.hidden import StudentError, hidden_test, load_sibling, with_weights
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
 
 ref = load_sibling(__file__, "reference")
@@ -36,14 +44,30 @@ def _seeded(cls, seed, *args, eos_bias=None):
     return module, {k: v.clone() for k, v in module.state_dict().items()}
 
 
-def _memory(seed, T, B, d, lengths=None):
-    """memory (T, B, d) float32 and its padding mask (B, T), True on padding (or None)."""
+def _memory(seed, T, B, d, lengths=None, zero_frame=True):
+    """memory (T, B, d) float32 and its padding mask (B, T), True on padding (or None).
+
+    Padded frames hold huge values (cross-attention scores of order 1e4 and more there: only a
+    mask that gives them weight exactly 0 hides them), and frame 1 of utterance 0 is a real frame
+    of zeros (padding must come from the mask, not from zero frames)."""
     rng = np.random.default_rng(seed)
     memory = torch.from_numpy(rng.standard_normal((T, B, d)).astype(np.float32))
+    if zero_frame and T > 1:
+        memory[1, 0] = 0.0
     if lengths is None:
         return memory, None
     pad = torch.arange(T)[None, :] >= torch.tensor(lengths)[:, None]   # (B, T)
-    return memory.masked_fill(pad.T[:, :, None], 0.0), pad
+    garbage = torch.from_numpy(3e3 * rng.standard_normal((T, B, d)).astype(np.float32))
+    return torch.where(pad.T[:, :, None], garbage, memory), pad
+
+
+def _reference_grads(module, run, inputs, grad_output):
+    """Gradients of sum(run(*inputs) * grad_output): the inputs' (a list) and, in ``.grad``, the
+    parameters' of ``module``."""
+    module.zero_grad(set_to_none=True)
+    leaves = [tensor.clone().requires_grad_(True) for tensor in inputs]
+    (run(*leaves) * grad_output).sum().backward()
+    return [leaf.grad.numpy() for leaf in leaves]
 
 
 def _pair(name, result):
@@ -66,9 +90,33 @@ def _sequences(name, result, B):
 
 # --------------------------------------------------------------------------- causal_mask
 
+def _mask_feeds_the_given_attention(student, U):
+    """The mask, kept in the sandbox, fed to the given MultiHeadAttention as attn_mask, there:
+    it must work as the decoder uses it (a numpy array or a list has no .bool())."""
+    d, n_h = 8, 2
+    torch.manual_seed(U)
+    module = ref.MultiHeadAttention(d, n_h).eval()
+    attention = with_weights(student, "MultiHeadAttention", {k: v.clone() for k, v in module.state_dict().items()},
+                             d, n_h)
+    y = torch.from_numpy(np.random.default_rng(U).standard_normal((U, 2, d)).astype(np.float32))
+    mask = student.keep.causal_mask(U)
+    try:
+        out, _ = _pair("MultiHeadAttention.forward", attention.forward(y, y, y, None, mask))
+    except StudentError as error:
+        raise CheckFailed(f"causal_mask({U}) does not work as attn_mask of the given MultiHeadAttention "
+                          f"(the decoder feeds it there): {error}. Return a ({U}, {U}) torch bool tensor "
+                          f"for any U (not a numpy array, a list, or a mask built for a fixed size).") from None
+    with torch.no_grad():
+        want = module(y, y, y, attn_mask=ref.causal_mask(U))[0].numpy()
+    expect_close(f"the given MultiHeadAttention with attn_mask = causal_mask({U})", out, want,
+                 rtol=1e-4, atol=1e-5, what="the same attention with the reference's causal mask")
+
+
 @hidden_test("test_causal_mask")
 def _(student):
-    for U in (1, 2, 3, 6, 11):
+    for U in (6, 70):
+        _mask_feeds_the_given_attention(student, U)
+    for U in (1, 2, 3, 6, 11, 64, 65, 100, 130):              # past 64: no mask built for a fixed size
         want = ref.causal_mask(U).numpy()
         got = student.causal_mask(U)
         expect_true(hasattr(got, "dtype") and np.asarray(got).dtype.kind in "biuf",
@@ -94,32 +142,68 @@ def _(student):
 
 # -------------------------------------------------------------------------- DecoderLayer
 
-LAYER_CASES = [  # (d, n_h, d_ff, U, T, B, memory lengths or None)
-    (8, 2, 16, 5, 7, 3, [7, 3, 5]),
-    (12, 3, 20, 1, 4, 1, None),
-    (16, 4, 24, 7, 9, 2, [2, 9]),
-    (6, 1, 10, 4, 3, 4, None),
+LAYER_CASES = [  # (d, n_h, d_ff, U, T, B, memory lengths or None, attn_mask kind)
+    (8, 2, 16, 5, 7, 3, [5, 3, 6], "causal"),                # padded, the longest shorter than T, not first
+    (12, 3, 20, 1, 4, 1, None, "causal"),
+    (16, 4, 24, 7, 9, 2, [2, 9], "causal"),
+    (6, 1, 10, 4, 3, 4, None, "causal"),
+    (8, 2, 16, 6, 5, 2, [4, 2], None),                       # no mask: every step sees every step
+    (8, 2, 16, 6, 5, 3, None, "band"),                       # a mask that is not causal
 ]
+
+
+def _attn_mask(kind, U):
+    if kind == "causal":
+        return ref.causal_mask(U)
+    if kind == "band":                                       # True (forbidden) beyond one step either way
+        u = torch.arange(U)
+        return (u[:, None] - u[None, :]).abs() > 1
+    return None
 
 
 @hidden_test("test_decoder_layer")
 def _(student):
-    for seed, (d, n_h, d_ff, U, T, B, lengths) in enumerate(LAYER_CASES):
+    for seed, (d, n_h, d_ff, U, T, B, lengths, kind) in enumerate(LAYER_CASES):
         module, state = _seeded(ref.DecoderLayer, 700 + seed, d, n_h, d_ff)
         layer = with_weights(student, "DecoderLayer", state, d, n_h, d_ff)
         rng = np.random.default_rng(seed)
         y = torch.from_numpy(rng.standard_normal((U, B, d)).astype(np.float32))
         memory, pad = _memory(seed, T, B, d, lengths)
-        mask = ref.causal_mask(U)
+        mask = _attn_mask(kind, U)
+        name = (f"DecoderLayer.forward with (U, T, B, d, n_h) = ({U}, {T}, {B}, {d}, {n_h}), "
+                f"attn_mask {kind or 'None'}{f', memory lengths {lengths}' if lengths else ''}")
         got = expect_shape("DecoderLayer.forward(y, memory, attn_mask, memory_padding_mask)",
                            layer.forward(y, memory, mask, pad), (U, B, d), "U, B, d")
         with torch.no_grad():
             want = module(y, memory, mask, pad).numpy()
-        expect_close(f"DecoderLayer.forward with (U, T, B, d, n_h) = ({U}, {T}, {B}, {d}, {n_h})"
-                     f"{', padded memory' if lengths else ''}", got, want, rtol=1e-4, atol=1e-5,
+        expect_close(name, got, want, rtol=1e-4, atol=1e-5,
                      what="the reference layer with the same weights (pre-norm: y + SelfAttention("
-                          "norm1(y)) with the mask, + CrossAttention(norm2(y), memory), + "
-                          "FeedForward(norm3(y)))")
+                          "norm1(y)) with attn_mask as given, + CrossAttention(norm2(y), memory) with "
+                          "memory_padding_mask as given, + FeedForward(norm3(y)))")
+        if seed in (0, 4):           # gradients reach y, the memory and every parameter, as in the reference
+            memory = memory if pad is None else memory.masked_fill(pad.T[:, :, None], 0.0)  # finite gradients
+            G = torch.from_numpy(rng.standard_normal((U, B, d)).astype(np.float32))
+            call = layer.gradients(wrt=(0, 1), grad_output=G).forward(y, memory, mask, pad)
+            expect_true(call.differentiable,
+                        f"{name}: the value is right, but no gradient can flow back through it: {call.reason}. "
+                        f"Training calls backward() through every layer, so build it from torch operations.")
+            want_y, want_memory = _reference_grads(module, lambda y_, m_: module(y_, m_, mask, pad), [y, memory], G)
+            for key, what, expected in (("0", "y", want_y), ("1", "memory", want_memory)):
+                got = call.grads.get(key)
+                expect_true(got is not None,
+                            f"{name}: no gradient reaches {what}; is it detached (.detach(), torch.no_grad()) on "
+                            f"the way? The encoder learns through the memory.")
+                expect_close(f"{name}: the gradient with respect to {what}", got, expected, rtol=1e-3, atol=1e-5,
+                             what="the reference's gradient")
+            for pname, parameter in module.named_parameters():
+                got = call.params.get(pname, "missing")
+                expect_true(not (isinstance(got, str) and got == "missing"),
+                            f"{name}: the layer has no parameter {pname!r}; keep the layers __init__ creates.")
+                expect_true(got is not None,
+                            f"{name}: no gradient reaches the parameter {pname!r}, so training would never "
+                            f"change it. Is something detached on the way from it to the output?")
+                expect_close(f"{name}: the gradient of {pname}", got, parameter.grad.numpy(), rtol=1e-3,
+                             atol=1e-5, what="the reference's gradient")
 
 
 # ------------------------------------------------------------------ decoder_step, greedy
@@ -137,7 +221,7 @@ def _(student):
     """Teacher-forced one step at a time with the cache: the logits of the full forward pass."""
     for seed, (d, n_h, d_ff, n_layers) in enumerate(DECODER_CASES):
         module, decoder = _decoder(student, 800 + seed, d, n_h, d_ff, n_layers)
-        for U, T, B, lengths in [(6, 5, 3, [5, 2, 4]), (4, 3, 1, None)]:
+        for U, T, B, lengths in [(6, 5, 3, [3, 4, 2]), (4, 3, 1, None)]:
             rng = np.random.default_rng(seed + U)
             y_in = torch.from_numpy(rng.integers(3, V, size=(U, B)))
             y_in[0] = BOS
@@ -167,20 +251,27 @@ def _(student):
                                   f"computed with a causal mask and no cache")
 
 
-def _greedy_problem(seed, d, n_h, d_ff, n_layers, B, max_len, eos_bias, T=6):
-    """A reference decoder, and memories whose greedy outputs end at many steps (or never)."""
+def _greedy_problem(seed, d, n_h, d_ff, n_layers, B, max_len, eos_bias, T=6, padded=False):
+    """A reference decoder, and memories whose greedy outputs end at many steps (or never);
+    with ``padded``, memories of 1 .. T - 1 real frames, huge values on their padding, and
+    their padding mask (else None)."""
     module, state = _seeded(ref.Decoder, seed, V, d, n_h, d_ff, n_layers, eos_bias=eos_bias)
-    memory, _ = _memory(seed, T, 300, d)
-    lengths = np.array([len(s) for s in ref.greedy_decode(module, memory, max_len)])
+    lengths = np.random.default_rng(seed).integers(1, T, size=300) if padded else None
+    memory, pad = _memory(seed, T, 300, d, None if lengths is None else lengths.tolist())
+    outputs = np.array([len(s) for s in ref.greedy_decode(module, memory, max_len, pad)])
     chosen = []
     for target in ([max_len] + list(range(max_len))) * B:   # each output length once, then again
-        hits = [i for i in np.flatnonzero(lengths == target) if i not in chosen]
+        hits = [i for i in np.flatnonzero(outputs == target) if i not in chosen]
         if hits:
             chosen.append(hits[0])
         if len(chosen) == B:
             break
-    assert len(set(lengths[chosen])) >= 3 and max_len in lengths[chosen], "outputs too alike"
-    return module, state, memory[:, chosen]
+    assert len(set(outputs[chosen])) >= 3 and max_len in outputs[chosen], "outputs too alike"
+    if padded:
+        unmasked = ref.greedy_decode(module, memory[:, chosen], max_len)
+        masked = ref.greedy_decode(module, memory[:, chosen], max_len, pad[chosen])
+        assert unmasked != masked, "the padding does not change the outputs"
+    return module, state, memory[:, chosen], None if pad is None else pad[chosen]
 
 
 def _uncached_greedy(module, memory, max_len, pad=None):
@@ -204,16 +295,18 @@ def _uncached_greedy(module, memory, max_len, pad=None):
 
 @hidden_test("test_greedy_decode")
 def _(student):
-    for seed, (d, n_h, d_ff, n_layers) in enumerate(DECODER_CASES):
-        max_len = 5 + 2 * seed
-        module, state, memory = _greedy_problem(900 + seed, d, n_h, d_ff, n_layers, 7, max_len,
-                                                eos_bias=(0.0, 2.0)[seed])
+    for seed, (d, n_h, d_ff, n_layers, padded) in enumerate([case + (False,) for case in DECODER_CASES]
+                                                           + [DECODER_CASES[0] + (True,)]):
+        max_len = 5 + 2 * (seed % 2)
+        module, state, memory, pad = _greedy_problem(900 + seed, d, n_h, d_ff, n_layers, 7, max_len,
+                                                     eos_bias=(0.0, 2.0, 1.0)[seed], padded=padded)
         decoder = with_weights(student, "Decoder", state, V, d, n_h, d_ff, n_layers)
-        want = _uncached_greedy(module, memory, max_len)
-        got = _sequences(f"greedy_decode(decoder, memory, {max_len})",
-                         student.greedy_decode(decoder, memory, max_len), memory.shape[1])
+        want = _uncached_greedy(module, memory, max_len, pad)
+        call = f"greedy_decode(decoder, memory, {max_len}{', memory_padding_mask' if padded else ''})"
+        got = _sequences(call, student.greedy_decode(decoder, memory, max_len, pad), memory.shape[1])
         for b in range(memory.shape[1]):
-            alone = _sequences("greedy_decode", student.greedy_decode(decoder, memory[:, b:b + 1], max_len), 1)[0]
+            alone = _sequences("greedy_decode", student.greedy_decode(
+                decoder, memory[:, b:b + 1], max_len, None if pad is None else pad[b:b + 1]), 1)[0]
             for what, seq in (("alone (B = 1)", alone), (f"in a batch of {memory.shape[1]}", got[b])):
                 if seq != want[b]:
                     more = ""
@@ -221,8 +314,11 @@ def _(student):
                         more = " It contains </s> (= 2): stop there, and leave </s> out."
                     elif len(seq) > len(want[b]):
                         more = " It goes on after the step that predicted </s>."
+                    elif padded:
+                        more = (f" The memory of utterance {b} has {int((~pad[b]).sum())} real frames, then "
+                                f"padding with huge values: pass memory_padding_mask on to every step.")
                     raise CheckFailed(
-                        f"greedy_decode on utterance {b} {what} (max_len = {max_len}) returned {seq}, "
+                        f"{call} on utterance {b} {what} returned {seq}, "
                         f"expected {want[b]}: greedy decoding that recomputes the whole prefix at "
                         f"every step, with the same weights, stopping at the first </s> or after "
                         f"max_len tokens.{more}")
@@ -348,7 +444,12 @@ def _strings(seed, n):
 
 WER_CASES = [(["one two three"], ["one two three"]), (["one two three"], ["one three"]),
              (["one"], ["one one one"]), (["two three", ""], ["", "four"]),
-             (["zero one", "two"], ["one zero", "two two"])]
+             (["zero one", "two"], ["one zero", "two two"]),
+             # the cost model decides: keeping a matching word costs more deletions and insertions
+             # than substituting (a substitution is one error, not a deletion plus an insertion)
+             (["one two three four"], ["zero zero zero one"]), (["one two three"], ["four zero one"]),
+             (["one two three four zero"], ["three four zero one two"]),
+             (["one two three four zero", "two"], ["three four zero one two", "two"])]
 
 
 def _wer_result(student, references, hypotheses):
