@@ -319,3 +319,31 @@ def test_a_student_folder_that_is_a_link_is_refused_by_intake(tmp_path):
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "student").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     assert "symbolic link" in read_submission(tmp_path / "subs", "student", LAB).reason
+
+
+# ---- ids that look alike (issue 19): never two rows that read the same
+
+LOOKALIKES = ["alice", "alice\u200b", "alice ", "jos\u00e9", "jose\u0301"]   # ZWSP, trailing space, NFD accent
+
+
+def test_ids_that_differ_invisibly_are_shown_apart_with_a_note():
+    from autograder.ids import display_id, id_notes, internal_id
+    shown = [display_id(name) for name in LOOKALIKES]
+    assert shown == ["alice", "alice\\u200b", "alice\\x20", "jos\u00e9", "jose\\u0301"]
+    assert len({internal_id(name) for name in LOOKALIKES}) == len(LOOKALIKES)
+    for name in LOOKALIKES[1:3] + LOOKALIKES[4:]:
+        assert any("cannot be seen" in note for note in id_notes(name)), name
+    assert not any("cannot be seen" in note for note in id_notes("alice") + id_notes("al ice"))
+    assert display_id("caf\\xe9") != display_id(os.fsdecode(b"caf\xe9"))   # a real backslash is escaped too
+
+
+def test_the_canvas_export_never_has_two_rows_that_read_the_same(tmp_path):
+    from autograder.export import export_final
+    from autograder.grade import grade_folder
+    for name in LOOKALIKES:
+        write_submission(tmp_path / "subs", name, LAB, raw=b"{")   # not gradeable: no sandbox needed
+    grade_folder(tmp_path / "subs", tmp_path / "out", [LAB], progress=False)
+    with open(export_final(tmp_path / "out", "canvas"), encoding="utf-8") as handle:
+        logins = [row["SIS Login ID"] for row in csv.DictReader(handle)][1:]
+    assert len(logins) == len(set(logins)) == len(LOOKALIKES), logins
+    assert {login.strip() for login in logins} == set(logins)

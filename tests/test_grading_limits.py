@@ -123,3 +123,34 @@ print(times.children_user + times.children_system)
         assert float(done.stdout) <= 0.5 * wall + 0.5, (done.stdout, wall)
     finally:
         group.close()
+
+
+# ---- the uid locks: one fixed place for every grader on the machine (issue 19)
+
+HOLD_ONE = "from autograder.job import UID_LOCKS, sandbox_uid\nwith sandbox_uid() as uid:\n    print(UID_LOCKS, uid)\n"
+
+
+def test_graders_with_different_tmpdirs_never_hold_the_same_uid(tmp_path):
+    from autograder.job import UID_LOCKS, sandbox_uid
+    assert str(UID_LOCKS) == "/tmp/autograder-uids"          # what the README says
+    with sandbox_uid() as held:
+        other = subprocess.run([sys.executable, "-c", HOLD_ONE], env=dict(os.environ, TMPDIR=str(tmp_path)),
+                               capture_output=True, text=True)
+    folder, uid = other.stdout.split()
+    assert folder == str(UID_LOCKS) and int(uid) != held, other.stderr
+
+
+def test_a_lock_folder_that_is_a_link_or_anothers_is_refused(tmp_path, monkeypatch):
+    from autograder import job
+    (tmp_path / "planted").mkdir()
+    monkeypatch.setattr(job, "UID_LOCKS", tmp_path / "link")
+    (tmp_path / "link").symlink_to(tmp_path / "planted", target_is_directory=True)
+    with pytest.raises(RuntimeError, match="only it can write"):
+        with job.sandbox_uid():
+            pass
+    monkeypatch.setattr(job, "UID_LOCKS", tmp_path / "open")
+    (tmp_path / "open").mkdir(mode=0o777)
+    os.chmod(tmp_path / "open", 0o777)
+    with pytest.raises(RuntimeError, match="only it can write"):
+        with job.sandbox_uid():
+            pass
