@@ -108,11 +108,21 @@ class _Budget:
 
 
 def _math(content: str, display: bool, budget: _Budget) -> str:
+    """TeX as MathML, every piece of text in it escaped.
+
+    latex2mathml's own ``convert`` unescapes its whole output, so the text of ``\\text{...}``
+    (or ``\\mbox``, ``\\operatorname``) reached the page as raw tags. Its tree is written out
+    here instead, escaped; only its numeric character references (``&#x000A0;``) are turned back,
+    and those are text.
+    """
     if budget.math > 0 and len(content) <= MAX_MATH_CHARS:
         budget.math -= 1
         try:
-            from latex2mathml.converter import convert
-            return convert(content, display="block" if display else "inline")
+            from xml.etree.ElementTree import tostring
+
+            from latex2mathml.converter import convert_to_element
+            tree = convert_to_element(content, display="block" if display else "inline")
+            return re.sub(r"&amp;(#x?[0-9A-Fa-f]{1,8};)", r"&\1", tostring(tree, encoding="unicode"))
         except Exception:  # noqa: BLE001 - any TeX it cannot read is shown as TeX
             pass
     delimiter = "$$" if display else "$"

@@ -61,6 +61,8 @@ EXPECTED_FAILURES = {
     "fill_scratch": set(),
     # honest, with a cell over 64 KiB: read whole, full marks (class 8)
     "honest_big_cell": set(),
+    # issue 19: tags inside math (\text{}, and \color{} breaking out of its attribute) reach the page as text
+    "math_text_tags": set(),
     # issue 19: memory bounded per sandbox, not per process: four processes under the per-process
     # cap that together exceed the sandbox's, and memory in memfds that no address space counts
     "canary_memory_across_processes": set(),
@@ -90,6 +92,8 @@ CATALOGUE = {
     "19-fingerprint": ("the resume fingerprint covers exactly what intake grades: 1,000 decoys beside it, "
                        "and more files than intake lists with no <lab>.ipynb (refused, not chosen by order)",
                        {"malformed-decoy_notebooks": 20, "malformed-decoys_hide_a_renamed_notebook": 0}),
+    "19-math-text": ("tags in \\text{} and an attribute broken out of \\color{}: graded normally, shown as text",
+                     {"attack-math_text_tags": 20}),
     "19-limits": ("memory is bounded per sandbox (a cgroup): processes together, and memfds",
                   {"attack-canary_memory_across_processes": 20, "attack-canary_memory_in_memfds": 20}
                   if PER_SANDBOX else {}),
@@ -165,3 +169,19 @@ def test_the_notebook_budget_bounds_every_call_of_a_hidden_test():
     assert time.monotonic() - started < limits.notebook_budget + 10
     assert not report.verdicts["test_slow"].passed
     assert "budget" in report.verdicts["test_slow"].message + " ".join(report.notes)
+
+
+def test_tags_inside_math_reach_the_feedback_as_text(graded):
+    """issue 19: latex2mathml's \\text{} passed raw tags into the page; they are now escaped."""
+    page = (graded["out"] / "feedback" / "attack-math_text_tags" / LAB / f"{LAB}.html").read_text()
+    for forged in ('id="forged"', 'id="forged-color"', 'id="forged-box"', "<h1 id", "<table><tr><td>forged"):
+        assert forged not in page, forged
+    assert "&lt;h1" in page and "Score: 20 / 20" in page     # shown, as text
+
+
+def test_math_text_is_escaped_and_its_references_kept():
+    from autograder.feedback import _Budget, _math
+    got = _math(r"\text{<b>x</b> & y}", False, _Budget())
+    assert "<b>" not in got and "&lt;b&gt;x&lt;/b&gt;" in got and "<mtext>" in got
+    assert 'mathcolor="red&quot;' in _math(r'\color{red" onclick="x}{y}', False, _Budget())
+    assert "&#x000A0;" in got and "&amp;#x" not in got           # latex2mathml's own references stay
