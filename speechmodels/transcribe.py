@@ -153,7 +153,8 @@ def read_audio(path) -> tuple[np.ndarray, int, int]:
         except BadInput:
             raise
         except Exception as error:        # libsndfile: unknown format, truncated or corrupt data
-            detail = str(error).split("\n")[0].rstrip(".")
+            detail = getattr(error, "error_string", None) or str(error).split("\n")[0].split(": ")[-1]
+            detail = detail.strip().rstrip(".").replace(". ", ": ")      # one sentence
             raise BadInput(f"{name} is not an audio file that libsndfile can read ({detail}).") from None
     if samples.shape[0] == 0:
         raise BadInput(f"{name} holds no samples.")
@@ -184,7 +185,8 @@ def check_length(samples: np.ndarray, name: str = "the recording") -> None:
     """Refuse a recording (8 kHz) shorter than MIN_SAMPLES or longer than MAX_SECONDS."""
     if len(samples) < MIN_SAMPLES:
         raise BadInput(f"{name} is {len(samples) / SAMPLE_RATE:.3f} s long; the recogniser needs at least "
-                       f"{MIN_SAMPLES / SAMPLE_RATE:.3f} s ({MIN_STEPS} encoder steps of {STACK} frames).")
+                       f"{MIN_SAMPLES / SAMPLE_RATE:.3f} s ({MIN_STEPS} encoder steps of {STACK} frames of "
+                       f"{HOP_MS:g} ms).")
     if len(samples) > MAX_SECONDS * SAMPLE_RATE:
         raise BadInput(f"{name} is {len(samples) / SAMPLE_RATE:.1f} s long; the recogniser takes at most "
                        f"{MAX_SECONDS:g} s.")
