@@ -2,13 +2,16 @@
 
     python -m speechmodels.transcribe FILE [--beam N] [--plot PNG]
 
-prints what the model heard, a confidence for each word and the seconds it took::
+prints what the model heard, a confidence for each word and the seconds it took (reading,
+features, encoder, search; loading the model once is not counted), here with the model
+committed when this was written (a retrained model hears it differently)::
 
-    heard: seven two six  (726)
-      seven  0.998
-      two    0.990
-      six    0.995
-    took 0.051 s: greedy search over 1.75 s of audio (8000 Hz, 1 channel)
+    $ python -m speechmodels.transcribe data/wav/real_3_digits.wav     # lucas said "seven two six"
+    heard: seven five six  (756)
+      seven  0.578
+      five   0.727
+      six    0.914
+    took 0.295 s: greedy search over 1.62 s of audio (8000 Hz, 1 channel)
 
 and, with ``--plot``, saves the spectrogram with the cross-attention map under it.
 
@@ -44,15 +47,18 @@ normalisation needs; one step normalises to all zeros).
 
     from speechmodels.transcribe import transcribe_file, plot_transcript
     t = transcribe_file("data/wav/real_3_digits.wav", beam=1)
-    t.text, t.words, t.confidences, t.seconds     # "seven two six", ("seven", ...), (0.998, ...), 0.05
+    t.text, t.words, t.confidences, t.seconds     # "seven five six", ("seven", ...), (0.578, ...), 0.3
+    t.digits, t.end_confidence, t.duration       # "756", P(</s>) after the last word, 1.62 (s of audio)
     t.features      # (T, 40) float32 log-mel, 50 frames per second: the spectrogram
     t.attention     # (len(words) + 1, T // 4) float32: the last decoder layer's cross-attention,
                     # mean over heads; one row per emitted symbol (the last is </s>), one column
-                    # per encoder step (80 ms, frames 4t .. 4t+3 of `features`); rows sum to 1
+                    # per encoder step (80 ms, frames 4t .. 4t+3 of `features`; the last T % 4
+                    # frames are dropped, as the corpus's stacking drops them); rows sum to 1
     plot_transcript(t)                 # a new figure; or plot_transcript(t, "out.png"),
                                        # or into a Figure, or into a pair of Axes
 
-`transcribe_samples(samples, sample_rate, beam)` does the same for an array already in memory,
+`transcribe_samples(samples, sample_rate, beam)` does the same for an array already in memory
+(floats in [-1, 1], or integer PCM such as int16, which is scaled by its full range),
 `read_audio(path)` returns the 8 kHz mono waveform and `features_of(samples)` its features.
 """
 from __future__ import annotations
@@ -261,8 +267,14 @@ def decode(model, x: np.ndarray, beam: int = 1):
 
 def transcribe_samples(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, beam: int = 1,
                        model=None) -> Transcript:
-    """Transcribe a waveform (N,) or (N, channels) in [-1, 1] at ``sample_rate``."""
+    """Transcribe a waveform (N,) or (N, channels) at ``sample_rate``: floats in [-1, 1], or
+    integer PCM (int16 is divided by 32768, as soundfile reads a 16-bit file)."""
     started = time.perf_counter()
+    samples = np.asarray(samples)
+    if samples.dtype.kind in "iu":
+        info = np.iinfo(samples.dtype)
+        full = (int(info.max) + 1) / (2.0 if info.min == 0 else 1.0)
+        samples = (samples.astype(np.float64) - (full if info.min == 0 else 0.0)) / full
     samples = np.asarray(samples, dtype=np.float64)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)

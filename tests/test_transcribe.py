@@ -123,6 +123,10 @@ def test_an_fsdd_test_speaker_recording(model):
     assert rate == 8000 and np.array_equal(t.features, tr.log_mel_of(samples))
     assert set(t.words) <= set(DIGITS) and len(t.confidences) == len(t.words)
     assert tr.transcribe_samples(samples, rate).words == t.words
+    pcm, _ = soundfile.read(path, dtype="int16")
+    from_pcm = tr.transcribe_samples(pcm, rate)
+    assert from_pcm.words == t.words and np.array_equal(from_pcm.features, t.features)
+    assert tr.transcribe_samples(np.stack([pcm, pcm], axis=1), rate).words == t.words
 
 
 @pytest.mark.parametrize("name", ["real_3_digits.wav", "example_5_digits.wav"])
