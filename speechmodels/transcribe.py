@@ -38,10 +38,10 @@ have a confidence below 0.5. `Transcript.end_confidence` is P(</s>) after the la
 
 **Refused input**, with one sentence on stderr and exit status 1 (`BadInput`): a missing or
 unreadable path, a directory or other non-regular file, an empty file, a file that is not
-audio, one with no samples, non-finite samples, digital silence (peak below
-`SILENCE_DBFS` = -60 dBFS: 0.001 of full scale), longer than `MAX_SECONDS` (30 s), or shorter
-than `MIN_SAMPLES` at 8 kHz (0.165 s: the two encoder steps of 4 x 20 ms frames that per-utterance
-normalisation needs; one step normalises to all zeros).
+audio, one sampled below `MIN_RATE` (4 kHz), one with no samples, non-finite samples, digital
+silence (peak below `SILENCE_DBFS` = -60 dBFS: 0.001 of full scale), longer than `MAX_SECONDS`
+(30 s), or shorter than `MIN_SAMPLES` at 8 kHz (0.165 s: the two encoder steps of 4 x 20 ms
+frames that per-utterance normalisation needs; one step normalises to all zeros).
 
 **Python API** (what chapter 5 uses)::
 
@@ -86,6 +86,7 @@ N_IN = 160                      # 4 stacked frames of 40 mel bands, as the capst
 STACK = 4                       # = CONFIG["stack"]; checked against it when the model loads
 HOP_MS = 1000 / FRAME_RATE      # 20 ms, the corpus's hop
 MAX_SECONDS = 30.0
+MIN_RATE = 4_000                # Hz: below this a file holds nothing above 2 kHz, too little of speech
 SILENCE_DBFS = -60.0            # a recording whose loudest sample is below this is digital silence
 MIN_STEPS = 2                   # encoder steps that per-utterance normalisation needs
 MIN_SAMPLES = ms_to_samples(WINDOW_MS) + (MIN_STEPS * STACK - 1) * ms_to_samples(HOP_MS)   # 1320
@@ -152,6 +153,9 @@ def read_audio(path) -> tuple[np.ndarray, int, int]:
                 rate, channels, frames = audio.samplerate, audio.channels, audio.frames
                 if rate <= 0 or channels <= 0:
                     raise BadInput(f"{name} declares {rate} Hz and {channels} channel(s), which is not audio.")
+                if rate < MIN_RATE:
+                    raise BadInput(f"{name} is sampled at {rate} Hz; speech needs at least {MIN_RATE} Hz "
+                                   f"(the recogniser hears up to 3.8 kHz, at {SAMPLE_RATE} Hz).")
                 if frames > MAX_SECONDS * rate:
                     raise BadInput(f"{name} is {frames / rate:.1f} s long; the recogniser takes at most "
                                    f"{MAX_SECONDS:g} s.")
@@ -171,10 +175,22 @@ def read_audio(path) -> tuple[np.ndarray, int, int]:
         raise BadInput(f"{name} holds samples that are not finite numbers (NaN or infinity).")
     mono = samples.mean(axis=1)                                                # (N,)
     check_level(mono, name)
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE)                          # (N * 8000 / rate,)
+    mono = resample(mono, rate, name)                                          # (N * 8000 / rate,)
     check_length(mono, name)
     return mono, rate, channels
+
+
+def resample(samples: np.ndarray, rate: int, name: str = "the recording") -> np.ndarray:
+    """(N,) at ``rate`` -> 8 kHz with soxr (unchanged at 8 kHz); BadInput below MIN_RATE."""
+    if rate == SAMPLE_RATE:
+        return samples
+    if rate < MIN_RATE:
+        raise BadInput(f"{name} is sampled at {rate} Hz; speech needs at least {MIN_RATE} Hz "
+                       f"(the recogniser hears up to 3.8 kHz, at {SAMPLE_RATE} Hz).")
+    try:
+        return soxr.resample(samples, rate, SAMPLE_RATE)
+    except Exception as error:       # soxr refuses a ratio it cannot handle
+        raise BadInput(f"{name} cannot be resampled from {rate} Hz to {SAMPLE_RATE} Hz ({error}).") from None
 
 
 def check_level(samples: np.ndarray, name: str = "the recording") -> None:
@@ -281,8 +297,7 @@ def transcribe_samples(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, beam
     if not np.isfinite(samples).all():
         raise BadInput("the recording holds samples that are not finite numbers (NaN or infinity).")
     check_level(samples)
-    if sample_rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE)
+    samples = resample(samples, sample_rate)
     check_length(samples)
     return _transcribe(samples, beam, model, started)
 

@@ -210,6 +210,11 @@ def _short(tmp_path):       # 0.1 s: one encoder step
     return write_pcm16(tmp_path / "short.wav", pcm)
 
 
+def _low_rate(tmp_path):     # 1 s at 2 kHz: nothing above 1 kHz
+    pcm = (np.random.default_rng(0).standard_normal(2000) * 3000).astype(np.int16)
+    return write_pcm16(tmp_path / "low.wav", pcm, rate=2000)
+
+
 def _not_audio(tmp_path):
     path = tmp_path / "notes.wav"
     path.write_text("these are my notes, not a recording\n")
@@ -253,6 +258,7 @@ BAD = {"not audio": (_not_audio, "not an audio file"), "garbage": (_garbage, "no
        "empty": (_empty, "is empty"), "zero samples": (_no_samples, "holds no samples"),
        "all zeros": (_silence, "digital silence"), "below the level": (_quiet, "below -60 dBFS"),
        "longer than 30 s": (_long, "at most 30 s"), "too short": (_short, "needs at least 0.165 s"),
+       "below 4 kHz": (_low_rate, "needs at least 4000 Hz"),
        "not finite": (_nan, "not finite"), "a directory": (_directory, "is a directory"),
        "missing": (_missing, "does not exist")}
 
