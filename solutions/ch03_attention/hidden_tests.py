@@ -200,11 +200,14 @@ def _(student):
         for b in np.flatnonzero(lengths == 1):
             expect_true(got[0, b] == 1.0, f"{name}: column {b} has one real frame, so its weight must be "
                                           f"exactly 1, got {got[0, b]:.6g}.")
-        # padding invariance: more padded frames, with any scores, change nothing
-        extra = torch.cat([scores, _tensor(rng, (3, B), scale=10.0)])
-        longer = _softmax(student, extra, _mask(lengths, T + 3), name + " padded with 3 more frames")
-        expect_close(f"masked_softmax with 3 more padded frames (with large scores), frames :{T}", longer[:T],
-                     got, **TOL, what="the weights without the extra padding (padding must not change them)")
+        # padding invariance: more padded frames, with any scores (1e4 included), change nothing
+        for extra_scale in (10.0, 1e4):
+            extra = torch.cat([scores, _tensor(rng, (3, B), scale=extra_scale).abs()])
+            longer = _softmax(student, extra, _mask(lengths, T + 3), name + " padded with 3 more frames")
+            expect_close(f"masked_softmax with 3 more padded frames (scores of order {extra_scale:g}), frames :{T}",
+                         longer[:T], got, **TOL,
+                         what="the weights without the extra padding (padding must not change them: fill "
+                              "its scores with -inf, a large negative number added to 1e4 can still win)")
 
 
 @hidden_test("test_masked_softmax_stable")
