@@ -144,7 +144,7 @@ def test_a_44_1_khz_stereo_copy_gives_the_same_digits(name, tmp_path):
     assert tr.read_audio(copy)[1:] == (44_100, 2)
 
 
-def test_beam_1_search_is_greedy_and_beam_4_gives_words_with_confidences(model):
+def test_beam_4_gives_words_with_the_confidences_of_its_own_path(model):
     greedy_t = tr.transcribe_file(WAV / "real_3_digits.wav")
     beam_t = tr.transcribe_file(WAV / "real_3_digits.wav", beam=4)
     assert beam_t.beam == 4 and set(beam_t.words) <= set(DIGITS)
