@@ -251,6 +251,7 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, pr
             for lab in labs:
                 plan = plans[lab]
                 key = (student, lab)
+                fingerprint = None
                 try:
                     submission = read_submission(submissions, student, lab)   # read once, here
                     fingerprint = submission.fingerprint(plan.grader_fingerprint)
@@ -263,7 +264,12 @@ def grade_folder(submissions: Path, out: Path, labs: list[str] | None = None, pr
                     if task is None:
                         _settle(out, None, result, None, None)
                 except Exception as error:   # nothing about one submission may end the run
-                    result, task = _grader_error(student, plan, error), None
+                    result, task = _grader_error(student, plan, error, fingerprint), None
+                    if fingerprint is not None:   # this notebook does the same to this grader every time
+                        try:
+                            _settle(out, None, result, None, None)
+                        except Exception:
+                            pass
                 results[key] = result
                 if task is None:
                     failures += result.status == "grader error"
@@ -294,10 +300,18 @@ def _saved_path(out: Path, student: str, lab: str) -> Path:
     return out / "results" / internal_id(student) / f"{lab}.json"
 
 
-def _grader_error(student: str, plan: LabPlan, error: Exception) -> Result:
+def _grader_error(student: str, plan: LabPlan, error: Exception, fingerprint: str | None = None) -> Result:
+    """A grader error for one submission. One met while taking the notebook in (``fingerprint``
+    known) depends only on the notebook and the grader, so it is saved like any result and a
+    rerun grades it again only once either changes; any other is not saved, and a rerun retries."""
+    if fingerprint is None:
+        note = f"internal grader error, not saved so a rerun tries again: {type(error).__name__}: {error}"
+    else:
+        note = (f"the grader could not take this notebook in ({type(error).__name__}: {str(error)[:200]}); "
+                "it was not graded, and it is graded again once the notebook or the grader changes")
     return Result(display_id(student), plan.lab, 0.0, plan.auto_max, plan.manual_max, "grader error",
-                  [f"internal grader error, not saved so a rerun tries again: {type(error).__name__}: {error}"],
-                  gradebook_id=internal_id(student))
+                  [note] + (id_notes(student) if fingerprint else []), fingerprint=fingerprint or "",
+                  gradebook_id=internal_id(student), submitted="submitted")
 
 
 def _settle(out: Path, writer, result: Result, record: dict | None, notebook: str | None) -> None:

@@ -284,6 +284,10 @@ def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | No
     for cell in notebook.cells:
         grade_id = _grade_id(cell)
         if grade_id is None:
+            if "nbgrader" in cell.get("metadata", {}):   # forged: grading flags without a usable id
+                del cell.metadata["nbgrader"]
+                notes.append("A cell carried nbgrader metadata without a valid id; "
+                             "it was treated as an ordinary cell.")
             cells.append(cell)
             continue
         if grade_id not in released:

@@ -163,6 +163,24 @@ def _html_in_names(root, student):
     write_submission(root, student, LAB, notebook, name="<svg onload=alert(3)>.ipynb")
 
 
+# ---- forged grading metadata without a usable id (issue 19): graded, never a grader error
+
+def _forged_manual_metadata(root, student):
+    """A written-answer cell's flags (grade, solution, points) with no grade_id."""
+    notebook = lab_submission(LAB)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("All the points, please.", metadata={"nbgrader": {
+        "grade": True, "solution": True, "points": 50, "locked": False, "schema_version": 3, "task": False}}))
+    write_submission(root, student, LAB, notebook)
+
+
+def _nbgrader_metadata_not_a_dict(root, student):
+    notebook = lab_submission(LAB)
+    notebook.cells.append(nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": "solution"}))
+    notebook.cells.append(nbformat.v4.new_markdown_cell("y", metadata={"nbgrader": {
+        "grade_id": ["explain_short_term_memory"], "grade": True, "solution": True, "points": 5}}))
+    write_submission(root, student, LAB, notebook)
+
+
 # ---- the resume fingerprint covers exactly what intake grades (issue 19)
 
 DECOYS = 1000
@@ -192,7 +210,7 @@ MALFORMED = {f"malformed-{build.__name__.strip('_')}": build for build in (
     _answer_marked_as_test, _renamed, _missing_notebook, _missing_lab_folder, _several_notebooks,
     _notebook_links_to_solution, _lab_folder_links_to_solutions, _dangling_link, _link_to_dev_zero,
     _notebook_is_fifo, _notebook_is_folder, _huge_sparse_notebook, _html_in_names, _decoy_notebooks,
-    _decoys_hide_a_renamed_notebook)}
+    _decoys_hide_a_renamed_notebook, _forged_manual_metadata, _nbgrader_metadata_not_a_dict)}
 
 # student -> (score, text that must appear in the notes)
 EXPECTED = {
@@ -222,6 +240,8 @@ EXPECTED = {
     "malformed-html_in_names": (FULL, "<img src=x onerror=alert(1)>"),
     "malformed-decoy_notebooks": (FULL, ""),
     "malformed-decoys_hide_a_renamed_notebook": (0, f"more than {DECOYS} files"),
+    "malformed-forged_manual_metadata": (FULL, "nbgrader metadata without a valid id"),
+    "malformed-nbgrader_metadata_not_a_dict": (FULL, "nbgrader metadata without a valid id"),
 }
 
 
@@ -347,3 +367,39 @@ def test_the_canvas_export_never_has_two_rows_that_read_the_same(tmp_path):
         logins = [row["SIS Login ID"] for row in csv.DictReader(handle)][1:]
     assert len(logins) == len(set(logins)) == len(LOOKALIKES), logins
     assert {login.strip() for login in logins} == set(logins)
+
+
+# ---- a grader error met while taking a notebook in is saved with its sentence (issue 19)
+
+def test_forged_metadata_is_repaired_by_intake(tmp_path):
+    from autograder.intake import prepare_submission
+    from autograder.plan import plan_lab
+    plan = plan_lab(LAB, tmp_path)
+    for build in (_forged_manual_metadata, _nbgrader_metadata_not_a_dict):
+        build(tmp_path / "subs", build.__name__)
+        intake = prepare_submission(read_submission(tmp_path / "subs", build.__name__, LAB), LAB,
+                                    plan.student_version)
+        assert intake.reason is None and any("without a valid id" in note for note in intake.notes)
+        from autograder.grade import _untouched
+        assert _untouched(intake.notebook, plan.student_version) is False   # no KeyError, no TypeError
+
+
+def test_a_grader_error_at_intake_is_saved_and_not_regraded(tmp_path, monkeypatch):
+    import autograder.grade as grade
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise KeyError("grade_id")
+
+    monkeypatch.setattr(grade, "prepare_submission", broken)
+    write_submission(tmp_path / "subs", "student", LAB, raw=b"{}")
+    first = grade.grade_folder(tmp_path / "subs", tmp_path / "out", [LAB], progress=False)[0]
+    assert first.status == "grader error" and "could not take this notebook in" in first.notes[0]
+    assert (tmp_path / "out" / "results" / "student" / f"{LAB}.json").is_file()
+    assert (tmp_path / "out" / "feedback" / "student" / LAB / f"{LAB}.html").is_file()
+    again = grade.grade_folder(tmp_path / "subs", tmp_path / "out", [LAB], progress=False)[0]
+    assert len(calls) == 1 and again.notes == first.notes          # saved: not taken in again
+    write_submission(tmp_path / "subs", "student", LAB, raw=b'{"cells": []}')   # the notebook changed
+    grade.grade_folder(tmp_path / "subs", tmp_path / "out", [LAB], progress=False)
+    assert len(calls) == 2
