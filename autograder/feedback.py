@@ -43,7 +43,11 @@ MAX_SOURCE = 50_000                      # characters of one code cell shown
 MAX_IMAGE_BYTES = 2 << 20                # one image
 MAX_IMAGES_BYTES = 8 << 20               # every image of the page
 
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'"
+CSP = ("default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; form-action 'none'; "
+       "base-uri 'none'")
+FONT_CSS = Path(__file__).resolve().parent.parent / "_static" / "korean.css"   # the book's Noto Sans KR slices
+FONT_FAMILY = "Noto Sans KR"
+MAX_FONT_BYTES = 1 << 20                 # the Hangul font slices one page may carry
 MATHML_TAGS = {"math", "mi", "mn", "mo", "ms", "mtext", "mspace", "mrow", "mfrac", "msqrt", "mroot",
                "msub", "msup", "msubsup", "munder", "mover", "munderover", "mtable", "mtr", "mtd",
                "mstyle", "mpadded", "mphantom", "menclose", "merror", "semantics", "annotation"}
@@ -68,7 +72,7 @@ ATTRIBUTES = {"a": ["href", "title"], "img": _image_attribute, "th": ["colspan",
 PROTOCOLS = {"http", "https", "mailto", "data"}
 
 STYLE = """
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+body { font: 15px/1.5 "Noto Sans KR", system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.5rem; } table.summary { border-collapse: collapse; margin: 1rem 0; width: 100%; }
 table.summary td, table.summary th { border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }
 .pass { color: #0a6b2d; } .fail { color: #a4161a; } .wait { color: #7a5a00; }
@@ -76,6 +80,7 @@ table.summary td, table.summary th { border: 1px solid #ccc; padding: .3rem .5re
 pre.error { background: #fde8e8; } .label { font-size: .8rem; color: #666; }
 .answer { border-left: 4px solid #7a5a00; padding-left: .8rem; } img { max-width: 100%; }
 .notes { background: #fff7d6; padding: .5rem 1rem; }
+code, pre { font-family: "Noto Sans KR", ui-monospace, monospace; }
 """
 
 _cleaner = bleach.Cleaner(tags=TAGS, attributes=ATTRIBUTES, protocols=PROTOCOLS, strip=True,
@@ -252,12 +257,61 @@ def _summary(tests: list[dict], written: list[tuple[str, float]], manual: dict) 
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+# --------------------------------------------------------------------------- fonts
+
+_font_slices: list | None = None
+
+
+def _slices() -> list[tuple[Path, str, list[tuple[int, int]]]]:
+    """(woff2 file, unicode-range text, ranges) of each slice of the book's Noto Sans KR."""
+    global _font_slices
+    if _font_slices is None:
+        _font_slices = []
+        text = FONT_CSS.read_text(encoding="utf-8") if FONT_CSS.is_file() else ""
+        for block in re.findall(r"@font-face\s*{(.*?)}", text, flags=re.S):
+            source = re.search(r"url\(([^)]+\.woff2)\)", block)
+            ranges = re.search(r"unicode-range:\s*([^;]+);", block)
+            if not (source and ranges):
+                continue
+            spans = []
+            for part in ranges.group(1).split(","):
+                low, _, high = part.strip().removeprefix("U+").partition("-")
+                spans.append((int(low, 16), int(high or low, 16)))
+            path = FONT_CSS.parent / source.group(1).strip("'\"")
+            if path.is_file():
+                _font_slices.append((path, ranges.group(1).strip(), spans))
+    return _font_slices
+
+
+def font_faces(text: str) -> str:
+    """@font-face rules carrying, as ``data:`` URLs, the Hangul font slices that ``text`` uses.
+
+    The page then draws Korean on a machine without CJK fonts, and still makes no request
+    (the CSP allows fonts from ``data:`` only). At most :data:`MAX_FONT_BYTES` of font per page.
+    """
+    used = {ord(char) for char in set(text) if ord(char) >= 0x1100}
+    if not used:
+        return ""
+    rules, budget = [], MAX_FONT_BYTES
+    for path, ranges, spans in _slices():
+        if not any(low <= code <= high for code in used for low, high in spans):
+            continue
+        data = path.read_bytes()
+        if len(data) > budget:
+            break
+        budget -= len(data)
+        rules.append(f"@font-face {{ font-family: '{FONT_FAMILY}'; font-style: normal; font-weight: 400; "
+                     f"font-display: block; src: url(data:font/woff2;base64,{base64.b64encode(data).decode()}) "
+                     f"format('woff2'); unicode-range: {ranges}; }}")
+    return "\n".join(rules)
+
+
 def _page(lab: str, body: str) -> str:
     clean = _cleaner.clean(body)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="referrer" content="no-referrer">'
-            f"<title>{html.escape(lab)}: feedback</title><style>{STYLE}</style></head>"
+            f"<title>{html.escape(lab)}: feedback</title><style>{font_faces(clean)}{STYLE}</style></head>"
             f"<body>{clean}</body></html>\n")
 
 

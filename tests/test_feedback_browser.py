@@ -212,3 +212,43 @@ def test_a_huge_written_answer_costs_seconds_not_hours():
     text = render_feedback(notebook, LAB)
     assert time.monotonic() - started < 20
     assert "the rest of this answer was cut" in text
+
+
+def _fonts_drawing(page, selector: str) -> dict[str, int]:
+    """family -> glyphs Chromium drew with it for the text of the first node matching ``selector``
+    (web fonts only: a family the machine has installed is not counted)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    return {font["familyName"]: font["glyphCount"] for font in fonts if font.get("isCustomFont")}
+
+
+def test_lab_3s_korean_quote_is_drawn_with_the_pages_own_font(browser, served):
+    """The Hangul of Lab 3's introduction is drawn with the Noto Sans KR slices the page carries
+    (data: URLs, allowed by its CSP), not as boxes from whatever fonts the machine has."""
+    from autograder.feedback import CSP, FONT_FAMILY
+    from autograder.course import student_notebook
+    root, site = served
+    notebook = nbformat.read(student_notebook("ch03_attention"), as_version=4)
+    text = render_feedback(notebook, "ch03_attention")
+    assert static_problems(text) == [] and "font-src data:" in CSP
+    (root / "korean.html").write_text(text)
+    page, problems = open_page(browser, site, "korean.html")
+    page.evaluate("document.fonts.ready")
+    quote = page.evaluate("""() => { const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+          if (/[\\uac00-\\ud7a3]/.test(n.textContent)) { n.parentElement.id = 'hangul'; return n.textContent; } }
+        return null; }""")
+    assert quote, "the page lost Lab 3's Korean quote"
+    loaded = page.evaluate(f"() => [...document.fonts].filter(f => f.family.replace(/\"/g, '') === "
+                           f"'{FONT_FAMILY}' && f.status === 'loaded').length")
+    drawn = _fonts_drawing(page, "#hangul")
+    page.close()
+    assert problems == []
+    assert loaded >= 1, "no Noto Sans KR slice of the page loaded"
+    hangul = sum(1 for char in quote if "\uac00" <= char <= "\ud7a3")
+    carried = sum(count for family, count in drawn.items() if family.startswith(FONT_FAMILY))
+    assert carried >= hangul, f"of {hangul} Hangul glyphs, {carried} were drawn with the page's {FONT_FAMILY}"
