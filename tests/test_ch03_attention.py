@@ -56,6 +56,8 @@ EXPECTED_FAILURES = {
     "softmax_unstable": SOFTMAX | ATTEND,
     # -1e4 added instead of -inf: every masked test has a case of that size
     "softmax_adds_minus_1e4": SOFTMAX | ATTEND,
+    # a mask read as lengths: test_masked_softmax has a mask that is not a prefix
+    "softmax_mask_as_counts": {"test_masked_softmax", "test_attend_invariances"},
     # right values through numpy: no gradient reaches the scores, so neither attend nor the step trains
     "softmax_detached": {"test_masked_softmax", "test_attend", STEP},
     "sqrt_d_missing": {"test_dot_scores_scaled", STEP},

@@ -210,6 +210,20 @@ def _(student):
                               "its scores with -inf, a large negative number added to 1e4 can still win)")
 
 
+    # a mask that is not a prefix (the frames of a batch in another order): the real frames are
+    # where the mask says, not the first mask.sum() of each column
+    rng = np.random.default_rng(49)
+    T, B = 7, 3
+    scores, mask = _tensor(rng, (T, B), scale=3.0), _mask([5, 2, 4], T)
+    order = torch.from_numpy(rng.permutation(T))
+    scores, mask = scores[order], mask[order]
+    name = f"masked_softmax(scores, mask) with a mask that is not a prefix of each column: {mask.T.int().tolist()}"
+    got = _softmax(student, scores, mask, name)
+    _padding_exactly_zero(name, got, mask)
+    expect_close(name, got, ref.masked_softmax(scores, mask).numpy(), **TOL,
+                 what="the softmax over the frames where mask is True")
+
+
 @hidden_test("test_masked_softmax_stable")
 def _(student):
     """Scores of +-1e4: exp overflows unless the softmax subtracts the (real frames') maximum."""

@@ -197,6 +197,19 @@ def _(student):
 
 # ------------------------------------------------------------------------------ heads
 
+def _expect_tensor(name, handle):
+    """The object behind ``handle`` (kept in the sandbox) is a torch tensor: results cross the wire
+    as numpy arrays, so the type is asked where the object lives, through a method only a tensor has."""
+    try:
+        kind = handle.type()
+    except StudentError:
+        kind = None
+    expect_true(isinstance(kind, str) and kind.startswith("torch."),
+                f"{name} should return a torch tensor (the lab asks for one; the modules built on it "
+                f"compute with tensors and training backpropagates through them), got something that is "
+                f"not a tensor (a numpy array?). Build it with torch operations.")
+
+
 HEAD_SHAPES = [(5, 2, 12, 3), (4, 3, 8, 8), (7, 1, 6, 1), (1, 2, 10, 2)]   # (T, B, d_model, n_heads)
 
 
@@ -204,6 +217,8 @@ HEAD_SHAPES = [(5, 2, 12, 3), (4, 3, 8, 8), (7, 1, 6, 1), (1, 2, 10, 2)]   # (T,
 def _(student):
     for seed, (T, B, d_model, n_heads) in enumerate(HEAD_SHAPES):
         x = _randn(40 + seed, T, B, d_model)
+        if seed == 0:
+            _expect_tensor(f"split_heads(x, {n_heads})", student.keep.split_heads(x, n_heads))
         got = expect_shape(f"split_heads(x, {n_heads}) with x of shape {(T, B, d_model)}",
                            student.split_heads(x, n_heads), (B, n_heads, T, d_model // n_heads),
                            "B, n_heads, T, d_head")
@@ -216,6 +231,8 @@ def _(student):
 def _(student):
     for seed, (T, B, d_model, n_heads) in enumerate(HEAD_SHAPES):
         heads = _randn(50 + seed, B, n_heads, T, d_model // n_heads)
+        if seed == 0:
+            _expect_tensor("merge_heads(x)", student.keep.merge_heads(heads))
         got = expect_shape(f"merge_heads(x) with x of shape {tuple(heads.shape)}", student.merge_heads(heads),
                            (T, B, d_model), "T, B, d_model")
         expect_close(f"merge_heads(x) with x of shape {tuple(heads.shape)}", got,
@@ -328,19 +345,6 @@ def _(student):
 
 
 # ------------------------------------------------------------------------------ positions
-
-def _expect_tensor(name, handle):
-    """The object behind ``handle`` (kept in the sandbox) is a torch tensor: results cross the wire
-    as numpy arrays, so the type is asked where the object lives, through a method only a tensor has."""
-    try:
-        kind = handle.type()
-    except StudentError:
-        kind = None
-    expect_true(isinstance(kind, str) and kind.startswith("torch."),
-                f"{name} should return a torch tensor (the lab asks for one; the encoder adds it to "
-                f"tensors and training backpropagates through them), got something that is not a tensor "
-                f"(a numpy array?). Build it with torch operations.")
-
 
 @hidden_test("test_sinusoidal_positions")
 def _(student):
