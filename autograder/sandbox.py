@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cgroups, wire
+from . import cgroups, view, wire
 from .hidden import HiddenTests, StudentError, run_test, shape_result
 
 HERE = Path(__file__).resolve().parent
@@ -119,14 +119,16 @@ def _bwrap_command(limits: Limits) -> list[str]:
         command += ["--ro-bind", str(source), str(destination)]
 
     bind(Path(sys.base_prefix), Path(sys.base_prefix))      # the Python the venv points at
+    # Everything from the repository is bound from a view (hard links under /tmp/autograder-view):
+    # a bind mount shows its source's path in /proc/self/mountinfo.
     if sys.prefix != sys.base_prefix:
-        bind(Path(sys.prefix), Path(SANDBOX_VENV))
+        bind(view.neutral(Path(sys.prefix), view.venv_without_its_path), Path(SANDBOX_VENV))
     for name in MOUNTED:
         if (REPO / name).exists():
-            bind(REPO / name, Path(SANDBOX_COURSE) / name)
+            bind(view.neutral(REPO / name), Path(SANDBOX_COURSE) / name)
     command += ["--perms", "0755", "--dir", GRADER_DIR]
     for name in HARNESS_FILES:
-        command += ["--ro-bind", str(HERE / name), f"{GRADER_DIR}/{name}"]
+        command += ["--ro-bind", str(view.neutral(HERE / name)), f"{GRADER_DIR}/{name}"]
     command += ["--perms", "0777", "--size", str(limits.home_bytes), "--tmpfs", SANDBOX_HOME,
                 "--chdir", SANDBOX_HOME]
     return command
