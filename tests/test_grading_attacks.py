@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cgroups
+from autograder import cgroups, view
+from autograder.sandbox import REPO
 from conftest import FIXTURES, LAB, failed_tests
 
 NORMS = {"test_gradient_norms_shape", "test_gradient_norms_values"}
@@ -21,6 +22,9 @@ NORMS = {"test_gradient_norms_shape", "test_gradient_norms_values"}
 # Under the rlimits fallback only each process is bounded, and these attacks may win (README).
 PER_SANDBOX = cgroups.mode() != "rlimits"
 WON_UNDER_THE_FALLBACK = {"canary_memory_across_processes", "canary_memory_in_memfds"}
+# The sandbox binds the repository's parts from views under /tmp/autograder-view (autograder/view.py),
+# which need /tmp on the repository's file system; otherwise mountinfo shows the repository (README).
+NEUTRAL_VIEWS = view.neutral(REPO / "speechcourse") != REPO / "speechcourse"
 CLIP = {"test_clip_gradients_scales", "test_clip_gradients_below_threshold"}
 
 # attack -> the test cells it must fail (every other test cell must pass)
@@ -63,6 +67,8 @@ EXPECTED_FAILURES = {
     "honest_big_cell": set(),
     # issue 19: tags inside math (\text{}, and \color{} breaking out of its attribute) reach the page as text
     "math_text_tags": set(),
+    # issue 19: no mount (mountinfo), cgroup path or venv file names the repository
+    "canary_mountinfo": set() if NEUTRAL_VIEWS else NORMS,
     # issue 19: memory bounded per sandbox, not per process: four processes under the per-process
     # cap that together exceed the sandbox's, and memory in memfds that no address space counts
     "canary_memory_across_processes": set(),
@@ -94,6 +100,8 @@ CATALOGUE = {
                        {"malformed-decoy_notebooks": 20, "malformed-decoys_hide_a_renamed_notebook": 0}),
     "19-math-text": ("tags in \\text{} and an attribute broken out of \\color{}: graded normally, shown as text",
                      {"attack-math_text_tags": 20}),
+    "19-host-paths": ("the sandbox's mountinfo, cgroup and venv name no host path",
+                      {"attack-canary_mountinfo": 20 if NEUTRAL_VIEWS else 17}),
     "19-limits": ("memory is bounded per sandbox (a cgroup): processes together, and memfds",
                   {"attack-canary_memory_across_processes": 20, "attack-canary_memory_in_memfds": 20}
                   if PER_SANDBOX else {}),

@@ -1,5 +1,6 @@
 """Limits per sandbox (issue 19): a cgroup bounds the memory, processes and CPU of all of a
 sandbox's processes together where the machine has one; the rlimits fallback is stated.
+Also the sandbox's mounts, which name no host path, and the fixed folder of uid locks.
 
 Fast: each test starts plain processes in a group, no grading. The end-to-end attacks
 (four processes, memfds) are in tests/fixtures/attacks/ and the class run.
@@ -154,3 +155,42 @@ def test_a_lock_folder_that_is_a_link_or_anothers_is_refused(tmp_path, monkeypat
     with pytest.raises(RuntimeError, match="only it can write"):
         with job.sandbox_uid():
             pass
+
+
+# ---- no mount of the sandbox names the repository (issue 19)
+
+READ_WHAT_THE_SANDBOX_SHOWS = """
+import os
+def shown():
+    texts = {}
+    for path in ("/proc/self/mountinfo", "/proc/self/mounts", "/proc/self/cgroup", "/opt/venv/pyvenv.cfg"):
+        with open(path) as handle:
+            texts[path] = handle.read()
+    texts["/opt/venv/bin"] = " ".join(sorted(os.listdir("/opt/venv/bin")))
+    site = [folder for folder in os.listdir("/opt/venv/lib") if folder.startswith("python")][0]
+    texts["site-packages"] = " ".join(sorted(os.listdir(f"/opt/venv/lib/{site}/site-packages")))
+    return texts
+"""
+
+
+@pytest.mark.skipif(not __import__("autograder.sandbox", fromlist=["x"]).sandbox_available(),
+                    reason="needs bubblewrap")
+def test_the_sandbox_shows_no_path_of_the_repository():
+    from autograder.hidden import HiddenTests
+    from autograder.sandbox import REPO, grade_in_sandbox
+    seen = {}
+
+    def look(student):
+        seen.update(student.shown())
+
+    cells = [{"index": 0, "kind": "code", "source": READ_WHAT_THE_SANDBOX_SHOWS},
+             {"index": 1, "kind": "test", "grade_id": "test_look"}]
+    report = grade_in_sandbox(cells, HiddenTests(test_look=look), Limits(cell_timeout=30, notebook_budget=60))
+    assert report.verdicts["test_look"].passed, report.verdicts
+    for name, text in seen.items():
+        assert str(REPO) not in text and os.path.realpath(REPO) not in text, (name, text)
+    assert "/opt/course/speechcourse" in seen["/proc/self/mountinfo"]
+    assert all(line.endswith(":/") for line in seen["/proc/self/cgroup"].split())   # its own cgroup is its root
+    assert "__editable__" not in seen["site-packages"]
+    assert REPO.joinpath(".venv", "pyvenv.cfg").is_file() is False or "command" in \
+        REPO.joinpath(".venv", "pyvenv.cfg").read_text()                # the venv itself is untouched
