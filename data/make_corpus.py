@@ -216,6 +216,16 @@ def draw_recipes(seed: int = SEED, sizes: dict = SIZES, real_sizes: dict = REAL_
              if (FSDD_DIR / f"{d}_{s}_{t}.flac").exists() or not FSDD_DIR.exists()]
     recipes += draw_real(rng, "test_isolated", [DIGITS[d] for _, d, _ in every], 0,
                          speakers=[s for s, _, _ in every], takes=[(t,) for _, _, t in every])
+    # train and valid also hold each of their takes alone once (isolated digits, as said),
+    # after their strings: one-word utterances, which the strings' 10% of 1-digit strings
+    # under-represent for the isolated test
+    for split in ("train", "valid"):
+        names, take_range = SPLIT_SPEAKERS[split]
+        alone = [(s, d, t) for s in names for d in range(10) for t in take_range]
+        first = sum(r.split == split for r in recipes)
+        recipes += draw_real(rng, split, [DIGITS[d] for _, d, _ in alone], first,
+                             speakers=[s for s, _, _ in alone], takes=[(t,) for _, _, t in alone],
+                             perturb=speed_perturb and split == "train")
     return recipes
 
 

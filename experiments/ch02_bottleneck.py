@@ -5,7 +5,8 @@ the one fixed-size context vector, and a GRU decoder that sees that context at e
 with the course's one recipe (`speechmodels.training.train` and `CONFIG`: per-utterance
 normalisation, SpecAugment-style masks, dropout, label smoothing, a one-cycle schedule) on
 the training split for a fixed number of steps, then decodes the length-stratified test
-set (voices never heard in training) greedily and scores it.
+set (voices and real speakers never heard in training) greedily and scores it, for
+both sources pooled and for each (`by_source`).
 
     python experiments/ch02_bottleneck.py            # about 4 minutes of one CPU core
     python experiments/ch02_bottleneck.py --steps 50 --out /tmp/smoke.json   # a smoke test
@@ -39,7 +40,9 @@ FIELDS = {
     "digit_accuracy": "p: fraction of all reference digits matched exactly (all lengths pooled)",
     "independent_errors_prediction": "n -> p ** n: sequence accuracy if every digit were right "
                                      "independently with probability p (no bottleneck)",
-    "utterances_per_length": "test utterances of each length",
+    "utterances_per_length": "test utterances of each length (both sources)",
+    "by_source": "source ('synthetic': unseen espeak-ng voices, 'real': unseen FSDD speakers george and "
+                 "lucas) -> the fields above over that source's utterances of test_by_length",
     "train_seconds": "wall-clock seconds of training (time.perf_counter)",
     "train_cpu_seconds": "process CPU seconds of training (time.process_time, all threads)",
     "eval_seconds": "wall-clock seconds of greedy decoding of test_by_length",
@@ -59,6 +62,15 @@ def summarise(evaluation: dict) -> dict:
             "independent_errors_prediction": {n: round(p ** int(n), 4) for n in positions}}
 
 
+def summarise_sources(evaluation: dict, split) -> dict:
+    """`summarise` each source's scores in evaluation["by_source"] (and count its utterances
+    per length in ``split``), in place; returns evaluation."""
+    for source, scores in evaluation["by_source"].items():
+        per_length = split.sources.count(source) // len(scores["accuracy_by_length"])
+        scores.update(summarise(scores), utterances_per_length=per_length)
+    return evaluation
+
+
 def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
     torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
@@ -70,13 +82,15 @@ def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
     evaluation = evaluate(model, test_split)
     eval_seconds = time.perf_counter() - started
     hypotheses = evaluation.pop("hypotheses")
+    summarise_sources(evaluation, test_split)
+    per_length = len(test_split) // len(evaluation["accuracy_by_length"])
     result = {
         "fields": FIELDS,
         "model": "seq2seq, no attention: bi-GRU encoder, final states as context, GRU decoder",
         "split": "test_by_length",
         **evaluation,
         **summarise(evaluation),
-        "utterances_per_length": int(len(test_split) // len(evaluation["accuracy_by_length"])),
+        "utterances_per_length": int(per_length),
         "config": config,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(log["seconds"], 1),
@@ -105,9 +119,10 @@ def main() -> None:
     result = run(dict(CONFIG, steps=args.steps), args.out, args.contention)
     print(f"trained {result['steps']} steps in {result['train_seconds']} s "
           f"({result['train_cpu_seconds']} s CPU)")
-    for n, a in result["accuracy_by_length"].items():
-        print(f"{n:>2} digits: sequence accuracy {a:.2f}  digit error rate "
-              f"{result['digit_error_rate_by_length'][n]:.3f}")
+    for source, scores in result["by_source"].items():
+        for n, a in scores["accuracy_by_length"].items():
+            print(f"{source:>9} {n:>2} digits: sequence accuracy {a:.2f}  digit error rate "
+                  f"{scores['digit_error_rate_by_length'][n]:.3f}")
     print(f"wrote {args.out}")
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ch02_bottleneck import summarise  # noqa: E402
+from ch02_bottleneck import summarise, summarise_sources  # noqa: E402
 
 from speechcourse.corpus import load_split  # noqa: E402
 from speechcourse.phrases import SOURCE_VOCAB, TARGET_VOCAB, make_pairs  # noqa: E402
@@ -76,6 +76,7 @@ def train_speech(score: str, config: dict, contention: str, folder: Path = RESUL
     evaluation = evaluate(model, test_split)
     eval_seconds = time.perf_counter() - started
     hypotheses = evaluation.pop("hypotheses")
+    summarise_sources(evaluation, test_split)
     save_half(model, folder / f"ch03_{score}.pt")
     return {
         "model": DESCRIPTIONS[score],
@@ -149,7 +150,8 @@ def main() -> None:
             continue
         trained[score] = train_speech(score, config, args.contention, folder)
         print(f"{score}: {trained[score]['train_seconds']} s; accuracy by length "
-              f"{trained[score]['accuracy_by_length']}")
+              + "; ".join(f"{source} {scores['accuracy_by_length']}"
+                          for source, scores in trained[score]["by_source"].items()))
     # merge into the file as it is now (another run may have written its model meanwhile)
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result.update(fields=FIELDS, split="test_by_length", config=config,

@@ -162,8 +162,8 @@ def main() -> None:
     result = run(dict(CONFIG, steps=args.steps), dict(TEXT, steps=args.text_steps), args.out, args.contention)
     print(f"trained {result['steps']} steps in {result['train_seconds']} s "
           f"({result['train_cpu_seconds']} s of CPU)")
-    for n, a in result["accuracy_by_length"].items():
-        print(f"{n:>2} digits: sequence accuracy {a:.2f}")
+    for source, scores in result["by_source"].items():
+        print(f"{source}: sequence accuracy by length {scores['accuracy_by_length']}")
     print(f"text task: sentence accuracy {result['text_task']['sentence_accuracy']:.2f}")
     print(f"wrote {args.out}")
 

@@ -31,24 +31,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechcourse.corpus import DIGIT_VOCAB, load_split
+from speechcourse.corpus import DIGIT_VOCAB, SOURCES, load_split
 from speechmodels.batches import make_batch
 from speechmodels.decoding import beam_decode, greedy
-from speechmodels.metrics import cer, wer
+from speechmodels.metrics import binomial_interval, bootstrap_interval, cer, wer
 from speechmodels.recogniser import DECODER, ENCODER, Recogniser, decoder_mask
-from speechmodels.training import CONFIG, batch_tensors, mean_every, score_by_length, sequence_loss, train
+from speechmodels.training import (CONFIG, batch_tensors, by_source, mean_every, score_by_length,
+                                   sequence_loss, train)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "book" / "results"
 OUT = RESULTS / "ch05_recogniser.json"
 MASKS_OUT = RESULTS / "ch05_mask_ablation.json"
 BEAMS = (1, 2, 4, 8)
-BEAM_UTTERANCES = 400    # all of `test`
 CACHE_LENGTHS = (8, 16, 32, 64)
 MASK_STEPS = 300
 PARTS = ("main", "exposure", "beams", "cache", "fit")
-FIT_UTTERANCES = 400     # training utterances decoded to tell underfitting from unseen voices
-TARGET = {"sequence_accuracy": 0.97, "wer": 0.01}     # the issue's target on `test`
+FIT_UTTERANCES = 200     # training utterances of each source decoded to tell underfitting from unseen voices
+# The capstone's targets (issue 18), all on speakers and voices never trained on nor chosen by:
+# WER on the real test speakers' connected strings, accuracy on their isolated digits, WER on
+# the unseen synthetic voices of `test`.
+TARGETS = {"must": {"real_wer": 0.12, "isolated_accuracy": 0.93, "synthetic_wer": 0.025},
+           "goal": {"real_wer": 0.05, "isolated_accuracy": 0.98, "synthetic_wer": 0.01}}
 # With a linear front (chapter 4's encoder as it is) the decoder stalled near the unigram loss
 # for hundreds of steps, at CONFIG's peak learning rate and at a third of it (runs killed; the
 # causal model of the mask ablation shows the same); two convolutions before self-attention
@@ -84,20 +88,31 @@ def transcribe(model, split, decode, batch_size: int = 100) -> list[str]:
 
 
 def scores(references, hypotheses) -> dict:
+    """Sequence accuracy, WER and CER with their counts and 95% intervals (Wilson for the
+    accuracy, a bootstrap over utterances for WER)."""
     w, c = wer(references, hypotheses), cer(references, hypotheses)
-    return {"sequence_accuracy": round(w["sequence_accuracy"], 4), "wer": round(w["rate"], 4),
+    right = sum(" ".join(r.split()) == " ".join(h.split()) for r, h in zip(references, hypotheses))
+    return {"sequence_accuracy": round(w["sequence_accuracy"], 4),
+            "sequence_accuracy_95": [round(v, 4) for v in binomial_interval(right, len(references))],
+            "wer": round(w["rate"], 4),
+            "wer_95": [round(v, 4) for v in bootstrap_interval(references, hypotheses)],
             "cer": round(c["rate"], 4), "substitutions": w["substitutions"], "deletions": w["deletions"],
-            "insertions": w["insertions"], "reference_words": w["reference_units"]}
+            "insertions": w["insertions"], "reference_words": w["reference_units"],
+            "utterances": len(references)}
+
+
+def scores_by_source(split, hypotheses) -> dict:
+    """`scores` of each source of ``split`` ("synthetic", "real"), side by side."""
+    return by_source(split, hypotheses, scores)
 
 
 def beam_table(model, split) -> list[dict]:
-    """Each width on the first BEAM_UTTERANCES utterances of ``split`` (one utterance at a time)."""
-    split = type(split)(split.name, *(part[:BEAM_UTTERANCES] for part in (split.features, split.texts, split.voices)))
+    """Each width on every utterance of ``split`` (one utterance at a time), per source."""
     rows = []
     for beam in BEAMS:
         started, cpu = time.perf_counter(), time.process_time()
         hyps = transcribe(model, split, lambda m, p, n: beam_decode(model.decoder, m, p, beam, n, 1.0))
-        rows.append({"beam": beam, **scores(split.texts, hyps), "utterances": len(split),
+        rows.append({"beam": beam, **scores_by_source(split, hyps), "utterances": len(split),
                      "seconds": round(time.perf_counter() - started, 2),
                      "cpu_seconds": round(time.process_time() - cpu, 2)})
     return rows
@@ -159,17 +174,24 @@ def exposure_bias(model, split) -> dict:
 
 
 def fit_scores(model, train_split) -> dict:
-    """Greedy scores on FIT_UTTERANCES training utterances (voices heard, strings seen), to set
-    beside `test` (voices never heard): a model that gets its own training utterances right and
-    misses new voices is held back by the voices (or by memorising), one that misses both by its fit."""
-    heard = type(train_split)(train_split.name, *(part[:FIT_UTTERANCES] for part in
-                                                  (train_split.features, train_split.texts, train_split.voices)))
-    hyps = transcribe(model, heard, lambda m, p, n: greedy(model.decoder, m, p, n))
-    return {"train_voices": {**scores(heard.texts, hyps), "utterances": len(heard)}}
+    """Greedy scores on FIT_UTTERANCES training utterances of each source (voices and speakers
+    heard, strings seen), to set beside `test` (never heard): a model that gets its own training
+    utterances right and misses new voices is held back by the voices (or by memorising), one
+    that misses both by its fit."""
+    fit = {}
+    for source in SOURCES:
+        heard = train_split.only(source)
+        heard = type(heard)(heard.name, *(part[:FIT_UTTERANCES] for part in
+                                          (heard.features, heard.texts, heard.voices, heard.sources)))
+        hyps = transcribe(model, heard, lambda m, p, n: greedy(model.decoder, m, p, n))
+        fit[source] = scores(heard.texts, hyps)
+    return {"train_voices": fit}
 
 
 def checkpoint_path(out: Path) -> Path:
-    return Path(tempfile.gettempdir()) / f"{out.stem}_trained.ckpt"
+    """Where training leaves its float32 checkpoint: the temporary folder, named after ``out``'s
+    folder and stem, so that runs with different --out never share one."""
+    return Path(tempfile.gettempdir()) / f"{out.parent.name}_{out.stem}_trained.ckpt"
 
 
 def run_capstone(config: dict, out: Path, trained: Path | None = None, parts=PARTS,
@@ -200,7 +222,7 @@ def run_capstone(config: dict, out: Path, trained: Path | None = None, parts=PAR
     if "cache" in parts:
         partial["cache"] = cache_speedup(model, test)
     if "exposure" in parts:
-        partial["exposure_bias"] = exposure_bias(model, test)
+        partial["exposure_bias"] = {source: exposure_bias(model, test.only(source)) for source in SOURCES}
     if "fit" in parts:
         partial["fit"] = fit_scores(model, train_split)
     if "main" in parts:
@@ -220,7 +242,7 @@ def merge(out: Path) -> dict:
     for part in PARTS:
         path = out.with_name(f"{out.stem}.{part}.json")
         result.update(json.loads(path.read_text()))
-    result["target"] = TARGET
+    result["targets"] = TARGETS
     result["stalled_run"] = STALLED
     result["at_recipe"] = AT_RECIPE
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -231,22 +253,28 @@ def merge(out: Path) -> dict:
 
 def main_scores(model, config, log, test, contention: str) -> dict:
     by_length = load_split("test_by_length", stack=config["stack"])
+    isolated = load_split("test_isolated", stack=config["stack"])
     started = time.perf_counter()
     greedy_decode = lambda m, p, n: greedy(model.decoder, m, p, n)   # noqa: E731
     test_hyps = transcribe(model, test, greedy_decode)
     length_hyps = transcribe(model, by_length, greedy_decode)
+    isolated_hyps = transcribe(model, isolated, greedy_decode)
     wer_by_length = {}
-    for n in range(1, 11):
-        index = [i for i, t in enumerate(by_length.texts) if len(t.split()) == n]
-        wer_by_length[str(n)] = round(wer([by_length.texts[i] for i in index],
-                                          [length_hyps[i] for i in index])["rate"], 4)
+    for source in SOURCES:
+        wer_by_length[source] = {}
+        for n in range(1, 11):
+            index = [i for i, (t, s) in enumerate(zip(by_length.texts, by_length.sources))
+                     if len(t.split()) == n and s == source]
+            wer_by_length[source][str(n)] = round(wer([by_length.texts[i] for i in index],
+                                                      [length_hyps[i] for i in index])["rate"], 4)
     examples_tsv = (ROOT / "data" / "wav" / "examples.tsv").read_text().splitlines()[1:]
     audio = []
     for line in examples_tsv:
-        name, split_name, index, voice, said = line.split("\t")
+        name, split_name, index, source, voice, said = line.split("\t")
         assert split_name == "test_by_length" and by_length.texts[int(index)] == said
-        audio.append({"wav": name, "index": int(index), "voice": voice, "text": said, "heard": length_hyps[int(index)]})
-    errors = [{"split": "test", "index": i, "voice": test.voices[i], "text": r, "heard": h}
+        audio.append({"wav": name, "index": int(index), "source": source, "voice": voice, "text": said,
+                      "heard": length_hyps[int(index)]})
+    errors = [{"split": "test", "index": i, "source": test.sources[i], "voice": test.voices[i], "text": r, "heard": h}
               for i, (r, h) in enumerate(zip(test.texts, test_hyps)) if r != h]
     result = {
         "model": f"conformer-lite encoder (two convolutions, then {ENCODER['n_layers']} pre-norm self-attention "
@@ -259,19 +287,31 @@ def main_scores(model, config, log, test, contention: str) -> dict:
         "steps": len(log["losses"]),
         "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1),
         "loss_every_50_steps": mean_every(log["losses"], 50),
-        "test": scores(test.texts, test_hyps),
-        "test_by_length": {**score_by_length(by_length.texts, length_hyps), "wer_by_length": wer_by_length,
-                           **scores(by_length.texts, length_hyps)},
+        "test": scores_by_source(test, test_hyps),
+        "test_isolated": {"real": scores(isolated.texts, isolated_hyps)},
+        "test_real_by_speaker": {voice: scores(*zip(*[(t, h) for t, h, v in zip(test.texts, test_hyps, test.voices)
+                                                      if v == voice]))
+                                 for voice in sorted({v for v, s in zip(test.voices, test.sources) if s == "real"})},
+        "test_by_length": {source: {**score_by_length(*zip(*[(t, h) for t, h, s in zip(
+                               by_length.texts, length_hyps, by_length.sources) if s == source])),
+                                    "wer_by_length": wer_by_length[source]}
+                           for source in SOURCES},
         "audio_examples": audio,
-        "errors": errors[:12], "error_count": len(errors),
+        "errors": [e for e in errors if e["source"] == "synthetic"][:6] + [e for e in errors if e["source"] == "real"][:6],
+        "error_count": {source: sum(e["source"] == source for e in errors) for source in SOURCES},
         "greedy_eval_seconds": round(time.perf_counter() - started, 1),
     }
-    result["target_met"] = bool(result["test"]["sequence_accuracy"] >= 0.97 and result["test"]["wer"] <= 0.01)
+    t = result["test"]
+    result["targets_met"] = {
+        "must": bool(t["real"]["wer"] <= TARGETS["must"]["real_wer"]
+                     and result["test_isolated"]["real"]["sequence_accuracy"] >= TARGETS["must"]["isolated_accuracy"]
+                     and t["synthetic"]["wer"] <= TARGETS["must"]["synthetic_wer"]),
+        "goal": bool(t["real"]["wer"] <= TARGETS["goal"]["real_wer"]
+                     and result["test_isolated"]["real"]["sequence_accuracy"] >= TARGETS["goal"]["isolated_accuracy"]
+                     and t["synthetic"]["wer"] <= TARGETS["goal"]["synthetic_wer"])}
     result["machine"] = f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s)"
     result["contention"] = contention
     return result
-
-
 
 
 def run_masks(config: dict, steps: int, out: Path, contention: str = "none recorded") -> dict:
@@ -312,13 +352,21 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: CONFIG's)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--trained", type=Path, default=None, help="evaluate this checkpoint instead of training")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="capstone: override CONFIG entries for an ablation (VALUE read as JSON), e.g. warp=0")
     parser.add_argument("--contention", default="none recorded",
                         help="what else ran on the machine meanwhile (stored in the JSON)")
     args = parser.parse_args()
     if args.part == "capstone":
         config = dict(CONFIG, steps=args.steps or CONFIG["steps"], lr=args.lr or CONFIG["lr"])
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in CONFIG:
+                parser.error(f"--set {item}: CONFIG has no {key!r}")
+            config[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
         result = run_capstone(config, args.out or OUT, args.trained, tuple(args.parts.split(",")), args.contention)
-        print(json.dumps({k: v for k, v in result.items() if k in ("test", "train_cpu_seconds", "target_met")}))
+        print(json.dumps({k: v for k, v in result.items()
+                          if k in ("test", "test_isolated", "train_cpu_seconds", "targets_met")}))
     elif args.part == "merge":
         merge(args.out or OUT)
     else:

@@ -70,3 +70,34 @@ def wer(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
 def cer(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
     """Character error rate (see `error_rate`)."""
     return error_rate(references, hypotheses, "char")
+
+
+# --------------------------------------------------------------------------- 95% intervals
+
+def binomial_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion (95% for z = 1.96): (low, high).
+
+    Better than p +- z sqrt(p(1-p)/n) near 0 and 1, where accuracies of good models live.
+    """
+    if trials <= 0:
+        raise ValueError(f"an interval needs at least one trial, got {trials}")
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_interval(references: Sequence[str], hypotheses: Sequence[str], unit: str = "word",
+                       resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the corpus error rate, resampling whole utterances.
+
+    Errors within an utterance are not independent (one lost alignment costs several words),
+    so the utterance, not the word, is what is drawn with replacement.
+    """
+    per = [(sum(align(units(r, unit), units(h, unit))), len(units(r, unit)))
+           for r, h in zip(references, hypotheses)]
+    errors, counts = np.array([e for e, _ in per], dtype=float), np.array([n for _, n in per], dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(per), size=(resamples, len(per)))       # (resamples, utterances)
+    rates = errors[draws].sum(1) / np.maximum(counts[draws].sum(1), 1)
+    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))

@@ -36,7 +36,8 @@ that what is left of its fall with length is the bottleneck and not undertrainin
 
 Evaluation: `evaluate` decodes a split greedily and returns, per number of digits,
 sequence accuracy, digit error rate (edit distance / reference digits) and accuracy
-at each position of the reference (from the edit-distance alignment).
+at each position of the reference (from the edit-distance alignment), for the whole split
+and for each source ("by_source": synthetic voices and real speakers, side by side).
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechcourse.corpus import DIGIT_VOCAB, Split
+from speechcourse.corpus import DIGIT_VOCAB, SOURCES, Split
 from speechmodels.batches import bucketed_batches, make_batch
 
 PAD, BOS, EOS = DIGIT_VOCAB.pad, DIGIT_VOCAB.bos, DIGIT_VOCAB.eos
@@ -64,6 +65,7 @@ CONFIG = {
     "fmasks": 2, "fmask_width": 8,       # frequency masks: up to 8 of 40 mel bands
     "tmasks": 2, "tmask_width": 3,       # time masks: up to 3 encoder steps (240 ms)
     "warp": 0.1,                         # mel axis stretched or squeezed by up to 10%
+    "norm": "feature",                   # FrontEnd: per-utterance mean and variance of each feature
     "steps": 2400, "batch_size": 32,
     "bucket_window": 20,     # batches of similar length: utterances sorted 20 batches at a time
     "lr": 3e-3, "warmup": 0.15, "clip": 1.0,
@@ -85,23 +87,32 @@ class FrontEnd(nn.Module):
     """
 
     def __init__(self, fmasks: int = 0, fmask_width: int = 0, tmasks: int = 0, tmask_width: int = 0,
-                 warp: float = 0.0):
+                 warp: float = 0.0, norm: str = "feature"):
         super().__init__()
+        if norm not in ("feature", "scalar"):
+            raise ValueError(f"norm must be 'feature' or 'scalar', got {norm!r}")
         self.fmasks, self.fmask_width = fmasks, fmask_width
         self.tmasks, self.tmask_width = tmasks, tmask_width
-        self.warp = warp
+        self.warp, self.norm = warp, norm
 
     @classmethod
     def from_config(cls, config: dict) -> "FrontEnd":
-        """The front end of the one recipe: `CONFIG`'s masks and warp."""
-        return cls(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"], config["warp"])
+        """The front end of the one recipe: `CONFIG`'s masks, warp and normalisation."""
+        return cls(config["fmasks"], config["fmask_width"], config["tmasks"], config["tmask_width"], config["warp"],
+                   config.get("norm", "feature"))
 
     def forward(self, x, lengths):
         T, B, F = x.shape
         mask = length_mask(lengths, T)[..., None].to(x.dtype)          # (T, B, 1)
         n = mask.sum(0).clamp(min=1)                                     # (B, 1)
-        mean = (x * mask).sum(0) / n                                     # (B, F)
-        var = (((x - mean) * mask) ** 2).sum(0) / n                      # (B, F)
+        if self.norm == "scalar":       # one mean and variance per utterance: keeps the spectral shape
+            n = n * F
+            mean = (x * mask).sum((0, 2), keepdim=True)[0] / n           # (B, 1)
+        else:                           # per feature: also removes the utterance's average spectrum
+            mean = (x * mask).sum(0) / n                                 # (B, F)
+        var = (((x - mean) * mask) ** 2).sum(0 if self.norm == "feature" else (0, 2),
+                                               keepdim=self.norm == "scalar")
+        var = (var[0] if self.norm == "scalar" else var) / n             # (B, F) or (B, 1)
         x = (x - mean) / (var.sqrt() + 1e-3) * mask                      # (T, B, F)
         if self.training:
             x = self._augment(x, lengths)
@@ -259,10 +270,19 @@ def score_by_length(refs: Iterable[str], hyps: Iterable[str]) -> dict:
             "position_accuracy_by_length": pos}
 
 
+def by_source(split: Split, hyps: list[str], score=score_by_length) -> dict:
+    """{"synthetic": score(refs, hyps), "real": score(refs, hyps)} over each source's utterances."""
+    return {source: score([t for t, s in zip(split.texts, split.sources) if s == source],
+                          [h for h, s in zip(hyps, split.sources) if s == source])
+            for source in SOURCES if source in split.sources}
+
+
 def evaluate(model: nn.Module, split: Split) -> dict:
-    """`score_by_length` of the model's greedy transcripts of split, plus the transcripts."""
+    """`score_by_length` of the model's greedy transcripts of split (both sources pooled), the
+    same per source ("by_source": unseen synthetic voices and unseen real speakers side by
+    side), and the transcripts."""
     hyps = transcribe(model, split)
-    return dict(score_by_length(split.texts, hyps), hypotheses=hyps)
+    return dict(score_by_length(split.texts, hyps), by_source=by_source(split, hyps), hypotheses=hyps)
 
 
 def accuracy_by_length(model: nn.Module, split: Split) -> dict[int, float]:
