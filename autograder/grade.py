@@ -35,7 +35,7 @@ from tqdm import tqdm
 from . import gradebook as course_gradebook
 from .course import lab_names
 from .ids import display_id, id_notes, internal_id
-from .intake import Submission, lab_folder_present, prepare_submission, read_submission
+from .intake import Submission, lab_folder_present, prepare_submission, read_submission, student_folders
 from .job import grade_task, limits_as_data, notebook_json
 from .plan import GRADER_FILES, LabPlan, grader_fingerprint, plan_lab  # noqa: F401 (re-exported)
 from .sandbox import Limits
@@ -113,9 +113,7 @@ def _load_result(path: Path) -> Result | None:
 def students_and_labs(submissions: Path, labs: list[str] | None) -> tuple[list[str], list[str]]:
     if not submissions.is_dir():
         raise GradingError(f"{submissions} is not a folder of submissions")
-    # a link is listed (and graded as "not followed"); it is never entered
-    students = sorted(entry.name for entry in os.scandir(submissions)
-                      if not entry.name.startswith(".") and (entry.is_dir() or entry.is_symlink()))
+    students = student_folders(submissions)
     if not students:
         raise GradingError(f"{submissions} holds no student folders (expected <student_id>/<lab>/<lab>.ipynb)")
     known = lab_names()

@@ -220,6 +220,14 @@ def read_submission(submissions: Path, student: str, lab: str) -> Submission:
     return Submission(lab, notes=list(found.notes), name=found.path.name, data=data)
 
 
+def student_folders(submissions: Path) -> list[str]:
+    """The student folders of ``submissions``, sorted; a link is listed (and graded as "not
+    followed"), never entered; names starting with ``.`` are not students."""
+    with os.scandir(submissions) as entries:
+        return sorted(entry.name for entry in entries
+                      if not entry.name.startswith(".") and (entry.is_dir(follow_symlinks=False) or entry.is_symlink()))
+
+
 def lab_folder_present(submissions: Path, student: str, lab: str) -> bool:
     """Whether a student's folder holds something at ``lab`` (without entering a link)."""
     return kind(Path(submissions) / student) == "folder" and kind(Path(submissions) / student / lab) != "missing"

@@ -403,3 +403,19 @@ def test_a_grader_error_at_intake_is_saved_and_not_regraded(tmp_path, monkeypatc
     write_submission(tmp_path / "subs", "student", LAB, raw=b'{"cells": []}')   # the notebook changed
     grade.grade_folder(tmp_path / "subs", tmp_path / "out", [LAB], progress=False)
     assert len(calls) == 2
+
+
+def test_intake_alone_reads_the_submissions_folder_and_grade_and_job_import_no_circle():
+    """grade.py orchestrates: no file-system reading of its own; job.py and plan.py never import grade."""
+    import ast
+    from pathlib import Path
+
+    import autograder
+    folder = Path(autograder.__file__).parent
+    grade = (folder / "grade.py").read_text()
+    for reading in ("scandir", "lstat", "read_regular_file", "O_NOFOLLOW", "is_symlink", "realpath"):
+        assert reading not in grade, reading
+    for name in ("job.py", "plan.py", "intake.py"):
+        tree = ast.parse((folder / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "grade" not in imported and "autograder.grade" not in imported, name
