@@ -314,7 +314,11 @@ def main_scores(model, config, log, test, contention: str) -> dict:
     return result
 
 
-def run_masks(config: dict, steps: int, out: Path, contention: str = "none recorded") -> dict:
+def run_masks(config: dict, steps: int, out: Path, contention: str = "none recorded",
+              causal_from: Path | None = None) -> dict:
+    """Train the recogniser with each decoder mask for ``steps`` steps. With ``causal_from`` (the
+    capstone's float32 checkpoint, trained by the same code, config, steps and seed, so training it
+    again would repeat it bit for bit) the causal row is that model, measured here the same way."""
     torch.set_num_threads(config["threads"])
     train_split = load_split("train", stack=config["stack"])
     test = load_split("test", stack=config["stack"])
@@ -322,7 +326,13 @@ def run_masks(config: dict, steps: int, out: Path, contention: str = "none recor
     for kind in ("causal", "none", "off_by_one"):
         torch.manual_seed(config["seed"])
         model = Recogniser(train_split.features[0].shape[1], config, mask=kind)
-        log = train(model, train_split, dict(config, steps=steps), log_every=100)
+        if kind == "causal" and causal_from is not None:
+            checkpoint = torch.load(causal_from)
+            model.load_state_dict(checkpoint["state"])
+            model.eval()
+            log = checkpoint["log"]
+        else:
+            log = train(model, train_split, dict(config, steps=steps), log_every=100)
         _, memory, pad, y_in, y_out = encode_split(model, test, range(len(test)))
         with torch.no_grad():                   # the loss it was trained on, on unseen voices, same mask
             logits = model.decoder(y_in, memory, pad, decoder_mask(kind, y_in.shape[0]))
@@ -331,11 +341,13 @@ def run_masks(config: dict, steps: int, out: Path, contention: str = "none recor
                       "test_teacher_forced_loss": round(float(sequence_loss(logits, y_out)), 4),
                       "test_teacher_forced_symbol_accuracy": round(float(
                           (logits.argmax(-1) == y_out)[y_out != 0].float().mean()), 4),
-                      **scores(test.texts, hyps), "examples": [{"text": r, "heard": h} for r, h in
-                                                               zip(test.texts[:4], hyps[:4])],
+                      **scores_by_source(test, hyps),
+                      "examples": [{"text": r, "heard": h, "source": src} for r, h, src in
+                                   [(test.texts[i], hyps[i], test.sources[i]) for i in (0, 1, 400, 401)]],
                       "loss_every_50_steps": mean_every(log["losses"], 50),
                       "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1)}
     result = {"steps": steps, "config": dict(config, steps=steps), "masks": rows,
+              "causal_from": "the capstone (same code, config, steps and seed)" if causal_from else None,
               "note": "training loss with label smoothing 0.1, so about 0.5 is its floor for a perfect copy",
               "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s)",
               "contention": contention}
@@ -344,9 +356,48 @@ def run_masks(config: dict, steps: int, out: Path, contention: str = "none recor
     return result
 
 
+ABLATIONS_OUT = RESULTS / "ch05_ablations.json"
+
+
+def run_ablation(name: str, config: dict, train_source: str | None, corpus: Path | None,
+                 out: Path = ABLATIONS_OUT, contention: str = "none recorded") -> dict:
+    """Train the capstone with one change and record its main scores under ``name`` in ``out``.
+
+    ``train_source`` keeps one source of the training split; ``corpus`` trains on another
+    digits.npz (e.g. made with ``make_corpus.py --no-speed-perturbation``), testing on the
+    committed one's splits."""
+    torch.set_num_threads(config["threads"])
+    torch.manual_seed(config["seed"])
+    train_split = load_split("train", stack=config["stack"], path=corpus)
+    if train_source:
+        train_split = train_split.only(train_source)
+    model = Recogniser(train_split.features[0].shape[1], config)
+    log = train(model, train_split, config, log_every=200)
+    test = load_split("test", stack=config["stack"])
+    isolated = load_split("test_isolated", stack=config["stack"])
+    decode = lambda m, p, n: greedy(model.decoder, m, p, n)   # noqa: E731
+    row = {"change": {"config": {k: v for k, v in config.items() if CONFIG.get(k) != v},
+                      "train_source": train_source, "corpus": str(corpus) if corpus else None},
+           "test": scores_by_source(test, transcribe(model, test, decode)),
+           "test_isolated": {"real": scores(isolated.texts, transcribe(model, isolated, decode))},
+           "train_utterances": len(train_split), "steps": len(log["losses"]),
+           "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1),
+           "final_loss": round(float(np.mean(log["losses"][-50:])), 4), "contention": contention}
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result[name] = row
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", choices=("capstone", "masks", "merge"))
+    parser.add_argument("part", choices=("capstone", "masks", "merge", "ablation"))
+    parser.add_argument("--name", default=None, help="ablation: the row's name in ch05_ablations.json")
+    parser.add_argument("--train-source", choices=SOURCES, default=None,
+                        help="ablation: train on one source of the training split only")
+    parser.add_argument("--corpus", type=Path, default=None, help="ablation: train on this digits.npz")
+    parser.add_argument("--causal-from", type=Path, default=None,
+                        help="masks: the capstone's checkpoint stands for the causal row")
     parser.add_argument("--parts", default=",".join(PARTS), help="capstone: which measurements (comma-separated)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: CONFIG's)")
@@ -357,20 +408,26 @@ def main() -> None:
     parser.add_argument("--contention", default="none recorded",
                         help="what else ran on the machine meanwhile (stored in the JSON)")
     args = parser.parse_args()
-    if args.part == "capstone":
-        config = dict(CONFIG, steps=args.steps or CONFIG["steps"], lr=args.lr or CONFIG["lr"])
+    config = dict(CONFIG, steps=args.steps or CONFIG["steps"], lr=args.lr or CONFIG["lr"])
+    if args.part in ("capstone", "ablation"):
         for item in args.set:
             key, _, value = item.partition("=")
             if key not in CONFIG:
                 parser.error(f"--set {item}: CONFIG has no {key!r}")
             config[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
+    if args.part == "ablation":
+        row = run_ablation(args.name or "ablation", config, args.train_source, args.corpus,
+                           args.out or ABLATIONS_OUT, args.contention)
+        print(json.dumps({k: row[k] for k in ("change", "test", "test_isolated", "train_cpu_seconds")}))
+    elif args.part == "capstone":
         result = run_capstone(config, args.out or OUT, args.trained, tuple(args.parts.split(",")), args.contention)
         print(json.dumps({k: v for k, v in result.items()
                           if k in ("test", "test_isolated", "train_cpu_seconds", "targets_met")}))
     elif args.part == "merge":
         merge(args.out or OUT)
     else:
-        result = run_masks(CONFIG, args.steps or MASK_STEPS, args.out or MASKS_OUT, args.contention)
+        result = run_masks(dict(CONFIG, lr=args.lr or CONFIG["lr"]), args.steps or MASK_STEPS, args.out or MASKS_OUT,
+                           args.contention, args.causal_from)
         print(json.dumps({k: {m: v for m, v in r.items() if m != "loss_every_50_steps"}
                           for k, r in result["masks"].items()}))
 
