@@ -12,16 +12,18 @@ A call has a ``mode``:
     of ``[result_path, argument_path]`` pairs where the result, or a part of it, is an
     argument or a part of one, or shares its memory (``"result['Wxh']"``, ``"args[0]['Wxh']"``).
 ``gradients``
-    runs ``backward()`` here and returns ``{"value", "differentiable", "reason", "grads",
-    "params"}``: the arguments named in ``wrt`` (positions or keyword names) are given
+    runs ``backward()`` here and returns the raw record ``{"value", "grads", "params",
+    "note"}``: the arguments named in ``wrt`` (positions or keyword names) are given
     ``requires_grad``; the loss is the result itself (one element) or, with ``grad_output``,
     ``sum(result * grad_output)`` over the tensors of the result; ``grads`` maps each ``wrt``
     (as a string) to its gradient or ``None``; ``params`` maps ``name`` to the gradient of each
     parameter of the object the method belongs to (a kept ``nn.Module``), ``None`` where no
-    gradient reached it. A result that autograd cannot differentiate gives
-    ``differentiable: False`` and a reason in words, never an exception.
+    gradient reached it. ``note`` says in words why no loss could be formed, or is ``None``.
 
-Nothing here decides a grade; it only reports.
+Nothing here decides a grade, and no verdict is sent: this file runs in the student's
+process, which can replace any of it. Whether a call was differentiable, which arguments
+changed, and whether the gradients are right are decided in the grader
+(:func:`autograder.hidden.shape_result` and the hidden tests), from the data alone.
 """
 from __future__ import annotations
 
@@ -136,12 +138,11 @@ def _gradients(function, args: list, kwargs: dict, options: dict, owner) -> dict
     with torch.enable_grad():
         value = function(*args, **kwargs)
         loss, reason = _loss(value, options.get("grad_output"))
-        differentiable = reason is None
-        if differentiable:
+        if reason is None:
             loss.backward()
     grads = {key: (leaf.grad if leaf.grad is not None else None) for key, leaf in leaves.items()}
     params = {name: p.grad for name, p in parameters.items()}
-    return {"value": wire.to_plain(value), "differentiable": differentiable, "reason": reason,
+    return {"value": wire.to_plain(value), "note": reason,
             "grads": wire.to_plain(grads), "params": wire.to_plain(params)}
 
 

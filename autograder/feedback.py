@@ -33,6 +33,8 @@ import nbformat
 NOTES_KEY = "autograder"                 # notebook metadata: {"notes": [...]}
 NOTES_CELL_KEY = "autograder_notes"      # metadata flag of the "Notes from the grader" cell
 STUDENT_OUTPUT_KEY = "autograder_student_output"   # outputs kept from the student's own run
+SANITISED_KEY = "autograder_sanitised"   # a markdown cell whose source is already inert HTML
+INERT_CLASS = "tex2jax_ignore mathjax_ignore"   # MathJax (the formgrader loads it) leaves it alone
 
 MAX_MARKDOWN_CELL = 20_000               # characters of one student markdown cell
 MAX_MARKDOWN_TOTAL = 200_000             # characters of all student markdown
@@ -339,7 +341,10 @@ def render_feedback(notebook, lab: str, tests: list[dict] | None = None, manual:
         source = _text(cell.get("source", ""))
         is_answer = bool(meta.get("solution"))
         if cell.cell_type == "markdown":
-            body = markdown_html(source, budget, student=not meta.get("locked"))
+            if cell.get("metadata", {}).get(SANITISED_KEY):
+                body = source          # made inert by sanitise_notebook; cleaned again with the page
+            else:
+                body = markdown_html(source, budget, student=not meta.get("locked"))
             if meta.get("grade") and is_answer:
                 points = float(meta.get("points", 0))
                 written.append((meta.get("grade_id", "?"), points))
@@ -372,6 +377,46 @@ def render_feedback(notebook, lab: str, tests: list[dict] | None = None, manual:
             f"{_points(total)}</strong> points{html.escape(waiting)}.</p></header>{notes_html}"
             f"{_summary(tests, written, manual)}<main>{''.join(cells)}</main>")
     return _page(lab, body)
+
+
+def _inert(body: str) -> str:
+    """Sanitised HTML as a markdown cell's source that every renderer shows as it is.
+
+    One line inside one ``<div>`` (an HTML block that no markdown parser reads into), ``$`` as
+    an entity (no math extractor takes it), and a class MathJax skips.
+    """
+    clean = _cleaner.clean(body).replace("\r", "").replace("\n", "&#10;").replace("$", "&#36;")
+    return f'<div class="{INERT_CLASS}">{clean}</div>'
+
+
+def sanitise_notebook(notebook):
+    """The notebook the formgrader shows, made as inert as the feedback page; changed in place.
+
+    nbgrader's formgrader renders markdown raw (HTML and all) in the instructor's browser,
+    where a script could type into the score boxes. So every markdown cell becomes the
+    sanitised HTML this module makes for the feedback page (:func:`markdown_html`, bleach),
+    flagged with :data:`SANITISED_KEY` so the feedback page shows it as it is; raw cells become
+    escaped text; attachments and widget state (which makes nbconvert load scripts) go.
+    Run after nbgrader has saved the grades: a written answer's checksum is of what the student wrote.
+    """
+    budget = _Budget()
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        metadata = cell.setdefault("metadata", {})
+        if metadata.get(SANITISED_KEY) or cell.get("cell_type") not in ("markdown", "raw"):
+            continue
+        source = _text(cell.get("source", ""))
+        if cell.cell_type == "raw":
+            cell.cell_type = "markdown"
+            body = _pre(source[:MAX_SOURCE], "raw")
+            for key in ("format", "raw_mimetype"):
+                metadata.pop(key, None)
+        else:
+            body = markdown_html(source, budget, student=not _nbgrader(cell).get("locked"))
+        cell.pop("attachments", None)
+        cell.source = _inert(body)
+        metadata[SANITISED_KEY] = True
+    return notebook
 
 
 def write_feedback(autograded: Path, page: Path, lab: str, tests: list[dict] | None = None,

@@ -94,8 +94,8 @@ class Harness:
             if index in skip:
                 continue
             self.send({"event": "cell", "index": index})
-            if cell["kind"] == "test":
-                self.send({"event": "test", "grade_id": cell["grade_id"]})
+            if cell["kind"] == "test":       # a place to stop; the plan does not say which test
+                self.send({"event": "test"})
                 self.serve()
             else:
                 error = self.run_cell(cell["source"])

@@ -16,6 +16,8 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from . import calls, wire
 
 HIDDEN_TESTS_FILE = "hidden_tests.py"
@@ -108,6 +110,11 @@ class Gradients:
     ``params``: parameter name -> gradient array or None (the module's own parameters, and
     ``args[i].name`` for a module passed as argument ``i``). ``differentiable`` is False, with
     ``reason`` in words, when the result is not connected to its inputs for autograd.
+
+    ``differentiable`` and ``reason`` are decided here, in the grader, from the raw record
+    (:func:`judge_gradients`); the sandbox sends no verdict. The gradients themselves are data
+    the student's process could forge, so a test trusts them only by comparing them with
+    the reference's (DEVELOPERS.md, "What the grader trusts").
     """
     value: object
     differentiable: bool
@@ -135,22 +142,96 @@ def _differences(before, after, path: str) -> list[str]:
     return [] if type(before) is type(after) and before == after else [path]
 
 
-def shape_result(name: str, mode: str, value):
-    """The data a call in ``mode`` brought back, as a hidden test receives it."""
+def shape_result(name: str, mode: str, value, sent: tuple | None = None):
+    """The data a call in ``mode`` brought back, as a hidden test receives it.
+
+    ``sent`` is ``(args, kwargs, options)`` as the test sent them: a gradients call is judged
+    against it here (:func:`judge_gradients`).
+    """
     if mode == "value":
         return value
     if type(value) is not dict:
         raise StudentError(f"{name}: the sandbox sent a malformed record")
     try:
         if mode == "observe":
+            if set(value) != {"value", "args", "kwargs", "aliases"}:
+                raise KeyError("fields")
             return Observed(value["value"], list(value["args"]), dict(value["kwargs"]),
-                            [tuple(pair) for pair in value["aliases"]])
+                            [tuple(str(part) for part in pair) for pair in value["aliases"]])
         if mode == "gradients":
-            return Gradients(value["value"], bool(value["differentiable"]), value["reason"],
-                             dict(value["grads"]), dict(value["params"]))
-    except (KeyError, TypeError, ValueError):
+            return judge_gradients(name, value, sent if sent is not None else ((), {}, {}))
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise StudentError(f"{name}: the sandbox sent a malformed record") from None
     raise ValueError(f"unknown call mode {mode!r}")
+
+
+def _parts(value) -> list:
+    """The arrays of a result (or of a grad_output) in order; None for a part that is not one."""
+    if value is None:
+        return [None]
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for part in value for item in _parts(part)]
+    return [None]
+
+
+NOT_CONNECTED = ("no gradient reached the inputs or the weights (was the result detached, or computed "
+                 "with .item(), .numpy() or torch.no_grad()?)")
+
+
+def judge_gradients(name: str, record: dict, sent: tuple) -> Gradients:
+    """The verdict on a gradients call, made here from the raw record and what the test sent.
+
+    The sandbox's record holds data only (value, grads, params, and a ``note`` saying why no
+    loss could be formed). A note can only make the call fail; nothing the sandbox says can make
+    it pass: the result's parts and shapes are checked against ``grad_output`` here, each
+    gradient must be an array shaped like the argument it belongs to, and at least one gradient
+    must have arrived. Whether the gradients are *right* is the test's comparison with the reference.
+    """
+    if set(record) != {"value", "grads", "params", "note"}:
+        raise KeyError("fields")
+    args, kwargs, options = sent
+    value, note = record["value"], record["note"]
+    grads, params = dict(record["grads"]), dict(record["params"])
+    wrt = [str(key) for key in options.get("wrt", [])]
+    if set(grads) != set(wrt) or not all(type(key) is str for key in params):
+        raise KeyError("keys")
+    reason = _shape_reason(value, options.get("grad_output"))
+    if reason is None and note is not None:
+        reason = str(note)[:300]
+    for key in options.get("wrt", []):
+        given = args[key] if isinstance(key, int) else kwargs[key]
+        got = grads[str(key)]
+        if got is not None and (not isinstance(got, np.ndarray) or got.shape != tuple(np.shape(given))):
+            raise ValueError("a gradient that is not shaped like its argument")
+    for got in params.values():
+        if got is not None and not isinstance(got, np.ndarray):
+            raise ValueError("a parameter's gradient that is not an array")
+    if reason is None and all(g is None for g in list(grads.values()) + list(params.values())):
+        reason = NOT_CONNECTED
+    return Gradients(value, reason is None, reason, grads, params)
+
+
+def _shape_reason(value, grad_output) -> str | None:
+    outputs = _parts(value)
+    if grad_output is None:
+        if len(outputs) != 1 or outputs[0] is None or outputs[0].size != 1:
+            return "the result is not a single-number tensor"
+        return None
+    targets = _parts(grad_output)
+    if len(targets) != len(outputs):
+        return "the result does not have the tensors the test expected"
+    for out, g in zip(outputs, targets):
+        if g is None:
+            continue
+        if out is None:
+            return "a part of the result that should be a tensor is not one"
+        if tuple(out.shape) != tuple(g.shape):
+            return f"the result has shape {tuple(out.shape)}, not {tuple(g.shape)}"
+    return None
 
 
 class LocalStudent:
@@ -199,7 +280,7 @@ class LocalStudent:
             except Exception as error:  # the student's bug, reported as a failed check
                 raise StudentError(f"{name} raised {type(error).__name__}: {error}") from error
             try:
-                return shape_result(name, mode, _round_trip(value, False))
+                return shape_result(name, mode, _round_trip(value, False), (args, kwargs, options))
             except wire.WireError as error:
                 raise StudentError(f"{name} returned {error}") from None
         return call

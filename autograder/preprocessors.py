@@ -18,7 +18,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int, Unicode
 
-from .feedback import NOTES_CELL_KEY, STUDENT_OUTPUT_KEY, redact
+from .feedback import NOTES_CELL_KEY, STUDENT_OUTPUT_KEY, redact, sanitise_notebook
 from .hidden import load_hidden_tests
 from .sandbox import Limits, Verdict, grade_in_sandbox
 from .skipping import SKIPPED_NOTE, should_skip, skipped_sources
@@ -89,6 +89,17 @@ class TrustedExecute(NbGraderPreprocessor):
             cell.metadata[NOTES_CELL_KEY] = True
             nb.cells.insert(0, cell)
         return nb, resources
+
+
+class SanitiseForFormgrader(NbGraderPreprocessor):
+    """The last step of autograding: the notebook nbgrader saves (and its formgrader renders raw
+    in the instructor's browser) gets the feedback page's sanitiser (``feedback.sanitise_notebook``).
+
+    It runs after ``SaveAutoGrades``, so grades and checksums are of what the student handed in.
+    """
+
+    def preprocess(self, nb, resources):
+        return sanitise_notebook(nb), resources
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>&:])")

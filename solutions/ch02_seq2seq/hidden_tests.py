@@ -116,6 +116,17 @@ def _(student):
         expect_close(f"the gradient of masked_cross_entropy with respect to logits, (U, B) = ({U}, {B})",
                      call.grads["0"], leaf.grad.numpy(), rtol=1e-3, atol=1e-6,
                      what="the gradient of F.cross_entropy(..., ignore_index=PAD)")
+    # One problem too large for finite differences (106k logits: 213k evaluations of the loss,
+    # against one backward()), so gradients made up in the sandbox without autograd cannot pass
+    # (DEVELOPERS.md, "What the grader trusts").
+    logits, targets = _loss_case(99, 32, 256, True)
+    call = student.gradients(wrt=(0,)).masked_cross_entropy(logits.clone(), targets.clone())
+    leaf = logits.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(leaf.reshape(-1, V), targets.reshape(-1), ignore_index=PAD).backward()
+    _expect_differentiable("masked_cross_entropy(logits, targets) with (U, B) = (32, 256)", call, "logits")
+    expect_close("the gradient of masked_cross_entropy with respect to logits, (U, B) = (32, 256)",
+                 call.grads["0"], leaf.grad.numpy(), rtol=1e-3, atol=1e-7,
+                 what="the gradient of F.cross_entropy(..., ignore_index=PAD)")
 
 
 def _expect_inputs_kept(function, names, before, observed):
