@@ -73,6 +73,25 @@ EXPECTED_FAILURES = {
     # cap that together exceed the sandbox's, and memory in memfds that no address space counts
     "canary_memory_across_processes": set(),
     "canary_memory_in_memfds": set(),
+    # issue 19: the sandbox is never told which test is running: not on the harness's call stack,
+    # nor anywhere in its memory, command line, environment or open files
+    "learn_test_from_stack": NORMS,
+    "learn_test_from_memory": NORMS,
+    # issue 19: a written answer that, rendered raw in nbgrader's formgrader, types the maximum into
+    # the score boxes or clicks "Full credit": graded normally, inert there (test_formgrader_browser.py)
+    "formgrader_score_typing": set(),
+    "formgrader_click_full_credit": set(),
+}
+
+# Attacks on another lab (tests/fixtures/attacks/<lab>/): lab -> attack -> the test cells it must fail.
+LAB_ATTACKS = {
+    "ch02_seq2seq": {
+        # issue 19: a numpy loss with the sandbox's gradient routine replaced by finite differences,
+        # and one that forges the old verdict fields: the verdict is the grader's, from data, and one
+        # problem is too large for finite differences, so only the loss's own cell is lost
+        "finite_difference_gradients": {"test_masked_cross_entropy"},
+        "forged_gradient_verdict": {"test_masked_cross_entropy"},
+    },
 }
 
 # The catalogue by class of issue 14: class -> (what it is, {student: expected score out of 20}).
@@ -105,12 +124,49 @@ CATALOGUE = {
     "19-limits": ("memory is bounded per sandbox (a cgroup): processes together, and memfds",
                   {"attack-canary_memory_across_processes": 20, "attack-canary_memory_in_memfds": 20}
                   if PER_SANDBOX else {}),
+    "19-test-name": ("student code cannot learn which test is running (call stack, memory, /proc)",
+                     {"attack-learn_test_from_stack": 17, "attack-learn_test_from_memory": 17}),
+    "19-formgrader": ("written answers that attack the formgrader's score boxes: graded normally, inert there",
+                      {"attack-formgrader_score_typing": 20, "attack-formgrader_click_full_credit": 20}),
+}
+
+# The same for another lab's attacks: class -> (what it is, lab, {student: expected score}).
+LAB_CATALOGUE = {
+    "19-trusted-verdicts": ("gradients made up in the sandbox (finite differences, a forged verdict) earn "
+                            "nothing: Lab 2's loss cell (2 of 14 points) is lost, as a numpy loss loses it",
+                            "ch02_seq2seq", {"attack-finite_difference_gradients": 12,
+                                             "attack-forged_gradient_verdict": 12}),
 }
 
 def test_catalogue_is_complete():
     on_disk = {path.stem for path in (FIXTURES / "attacks").glob("*.py")}
     assert on_disk == set(EXPECTED_FAILURES)
     assert len(on_disk) >= 15
+    for lab, attacks in LAB_ATTACKS.items():
+        assert {path.stem for path in (FIXTURES / "attacks" / lab).glob("*.py")} == set(attacks)
+    assert {folder.name for folder in (FIXTURES / "attacks").iterdir() if folder.is_dir()} <= set(LAB_ATTACKS)
+
+
+@pytest.mark.parametrize("lab, attack", sorted((lab, attack) for lab, attacks in LAB_ATTACKS.items()
+                                               for attack in attacks))
+def test_another_labs_attack_scores_exactly_what_it_should(graded, lab, attack):
+    from conftest import graded_labs, lab_results
+    if lab not in graded_labs():
+        pytest.skip(f"{lab} is not in this class run (GRADED_LABS)")
+    result = lab_results(graded, lab)[f"attack-{attack}"]
+    assert result.status in ("graded", "needs manual grading"), result.notes
+    assert failed_tests(result) == LAB_ATTACKS[lab][attack], {t.grade_id: t.message for t in result.tests}
+
+
+@pytest.mark.parametrize("name", sorted(LAB_CATALOGUE))
+def test_each_attack_class_on_another_lab_scores_what_its_entry_says(graded, name):
+    from conftest import graded_labs, lab_results
+    _, lab, expected = LAB_CATALOGUE[name]
+    if lab not in graded_labs():
+        pytest.skip(f"{lab} is not in this class run (GRADED_LABS)")
+    results = lab_results(graded, lab)
+    got = {student: results[student].score for student in expected}
+    assert got == expected, {student: results[student].notes for student in expected}
 
 
 @pytest.mark.parametrize("attack", sorted(EXPECTED_FAILURES))
