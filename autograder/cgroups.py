@@ -12,10 +12,16 @@ systemd and Kubernetes turn off).
 Which kind the machine gives is found once per process (:func:`mode`), in this order:
 
 - ``cgroup2``: the unified hierarchy with the ``memory`` and ``pids`` controllers
-  (``cpu`` too where it is there). Sandboxes go under ``autograder/`` beside the grader's own
-  cgroup, or under the root of the hierarchy.
-- ``cgroup1``: the legacy ``memory`` and ``pids`` hierarchies (``cpu`` where mounted), each
-  under ``<the grader's own cgroup>/autograder/``.
+  (``cpu`` too where it is there), at its root (the only cgroup with processes that may
+  hand controllers to its children).
+- ``cgroup1``: the legacy ``memory`` and ``pids`` hierarchies (``cpu`` where mounted), in
+  the grader's own cgroup of each.
+
+Each sandbox's group sits directly beside the grader's processes, with the CPU weight of one
+ordinary process: a sandbox competes for CPU as one process does, however many it starts,
+and never gets more than its cap. (Under a shared parent, every sandbox together would
+weigh as one process, and starve on a busy machine.) Groups are named
+``autograder-sandbox-<uid>-<pid>-<n>``; those of grading processes that died are removed.
 - ``rlimits``: neither can be written (not root, a container without a delegated cgroup).
   Then only the per-process limits hold: the sum is bounded by ``processes x memory_bytes``.
 
@@ -31,7 +37,7 @@ import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-GROUP = "autograder"
+PREFIX = "autograder-sandbox-"
 EXTRA_PROCESSES = 8          # bubblewrap's own processes, counted by the pids controller
 CPU_PERIOD_US = 100_000
 
@@ -84,27 +90,17 @@ def _try_cgroup2() -> dict[str, Path] | None:
     if not {"memory", "pids"} <= set(available):
         return None
     controllers = [name for name in ("memory", "pids", "cpu") if name in available]
-    own = _own_cgroups().get("", "/")
-    parents = [root / own.lstrip("/")]
-    if own.strip("/"):
-        parents.append(root)
-    for parent in parents:
-        try:
-            _enable(parent, controllers)
-            group = parent / GROUP
-            group.mkdir(exist_ok=True)
-            _enable(group, controllers)
-            probe = _probe(group)
-            if probe:
-                return {"": group}
-        except OSError:
-            continue
-    return None
+    try:
+        _enable(root, controllers)
+    except OSError:
+        return None
+    return {"": root} if _probe(root) else None
 
 
 def _probe(group: Path) -> bool:
     """Whether a sandbox's group can be made (and removed) under ``group``."""
-    probe = group / f"probe-{os.getpid()}"
+    _remove_stale(group)
+    probe = group / f"{PREFIX}probe-{os.getpid()}"
     try:
         probe.mkdir()
         probe.rmdir()
@@ -120,14 +116,32 @@ def _try_cgroup1() -> dict[str, Path] | None:
         mount = CGROUP_ROOT / controller
         if controller not in own or not (mount / "cgroup.procs").is_file():
             continue
-        group = mount / own[controller].lstrip("/") / GROUP
-        try:
-            group.mkdir(exist_ok=True)
-        except OSError:
-            continue
+        group = mount / own[controller].lstrip("/")
         if _probe(group):
             groups[controller] = group
     return groups if {"memory", "pids"} <= set(groups) else None
+
+
+def _remove_stale(parent: Path) -> None:
+    """Groups left by grading processes that died (a group with processes cannot be removed)."""
+    try:
+        entries = [entry for entry in os.scandir(parent) if entry.name.startswith(PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.name[len(PREFIX):].split("-")
+        if len(parts) == 3 and parts[1].isdigit():
+            try:
+                os.kill(int(parts[1]), 0)
+                continue                      # its grading process is alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        try:
+            os.rmdir(entry.path)
+        except OSError:
+            pass
 
 
 def mode() -> str:
@@ -163,7 +177,7 @@ class SandboxGroup:
         self.failed: str | None = None       # why this sandbox got no group, on a machine with cgroups
         if self.mode == "rlimits":
             return
-        name = f"sandbox-{uid}-{os.getpid()}-{next(_counter)}"
+        name = f"{PREFIX}{uid}-{os.getpid()}-{next(_counter)}"
         try:
             if self.mode == "cgroup2":
                 folder = parents[""] / name
@@ -173,6 +187,8 @@ class SandboxGroup:
                 if (folder / "memory.swap.max").exists():
                     _write(folder / "memory.swap.max", "0")
                 _write(folder / "pids.max", str(processes + EXTRA_PROCESSES))
+                if (folder / "cpu.weight").exists():
+                    _write(folder / "cpu.weight", "100")          # one ordinary process's weight
                 if cpus and (folder / "cpu.max").exists():
                     _write(folder / "cpu.max", f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
             else:
@@ -189,7 +205,9 @@ class SandboxGroup:
                                 pass
                     elif controller == "pids":
                         _write(folder / "pids.max", str(processes + EXTRA_PROCESSES))
-                    elif controller == "cpu" and cpus:
+                    elif controller == "cpu":
+                        _write(folder / "cpu.shares", "1024")         # one ordinary process's weight
+                    if controller == "cpu" and cpus:
                         _write(folder / "cpu.cfs_period_us", str(CPU_PERIOD_US))
                         _write(folder / "cpu.cfs_quota_us", str(int(cpus * CPU_PERIOD_US)))
             self._enter_fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)

@@ -8,19 +8,16 @@ its own scratch nbgrader course, copied from a template made once per process, a
 the caller merges the record into the class's one gradebook.
 
 Each running task holds one uid of :data:`SANDBOX_UIDS` (a lock file per uid under
-``/tmp/autograder-uids``), so two sandboxes running at once never share a user, its
+``/tmp/autograder-uids``, :mod:`autograder.uids`), so two sandboxes running at once never share a user, its
 process cap or its files, whether they run in one pool or in several workers.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
 import signal
-import stat
 import tempfile
 import time
 import warnings
@@ -37,48 +34,13 @@ from .course import nbgrader_config
 from .feedback import write_feedback
 from .plan import plan_lab
 from .sandbox import Limits
+from .uids import SANDBOX_UIDS, UID_LOCKS, sandbox_uid  # noqa: F401 (the uid a task holds; re-exported)
 
 warnings.filterwarnings("ignore", category=SAWarning)
 
-# Unprivileged uids set aside for sandboxes: no account uses them, one per concurrent job.
-SANDBOX_UIDS = range(1_700_000, 1_700_256)
-# One fixed place for every grader on this machine, whatever its $TMPDIR: two runs with
-# different temporary folders must still see each other's locks.
-UID_LOCKS = Path("/tmp/autograder-uids")
 FEEDBACK_MIN_SECONDS = 10        # the feedback step always gets this long, even at the budget's end
 
 _templates: dict[str, tuple[str, Path]] = {}   # lab -> (grader fingerprint, template), per process
-
-
-@contextlib.contextmanager
-def sandbox_uid():
-    """Hold a uid of :data:`SANDBOX_UIDS` that no other job on this machine holds."""
-    _lock_folder()
-    for uid in SANDBOX_UIDS:
-        handle = os.open(UID_LOCKS / f"{uid}.lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(handle)
-            continue
-        try:
-            yield uid
-        finally:
-            os.close(handle)   # closing releases the lock
-        return
-    raise RuntimeError(f"all {len(SANDBOX_UIDS)} sandbox uids are in use on this machine")
-
-
-def _lock_folder() -> None:
-    """Make :data:`UID_LOCKS`, and refuse one that another user made or that is a link."""
-    try:
-        UID_LOCKS.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(UID_LOCKS)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        raise RuntimeError(f"{UID_LOCKS} is not a folder of this user's that only it can write; "
-                           "remove it and grade again")
 
 
 def template_for(lab: str, fingerprint: str, given: str | None) -> Path:

@@ -18,7 +18,7 @@ from .release import generate
 
 HERE = Path(__file__).parent
 GRADER_FILES = [HERE / name for name in
-                ("grade.py", "job.py", "plan.py", "intake.py", "preprocessors.py", "sandbox.py", "cgroups.py",
+                ("grade.py", "job.py", "plan.py", "intake.py", "preprocessors.py", "sandbox.py", "cgroups.py", "view.py",
                  "harness.py", "wire.py", "hidden.py", "calls.py", "skipping.py", "feedback.py")]
 
 

@@ -128,11 +128,11 @@ print(times.children_user + times.children_system)
 
 # ---- the uid locks: one fixed place for every grader on the machine (issue 19)
 
-HOLD_ONE = "from autograder.job import UID_LOCKS, sandbox_uid\nwith sandbox_uid() as uid:\n    print(UID_LOCKS, uid)\n"
+HOLD_ONE = "from autograder.uids import UID_LOCKS, sandbox_uid\nwith sandbox_uid() as uid:\n    print(UID_LOCKS, uid)\n"
 
 
 def test_graders_with_different_tmpdirs_never_hold_the_same_uid(tmp_path):
-    from autograder.job import UID_LOCKS, sandbox_uid
+    from autograder.job import UID_LOCKS, sandbox_uid     # job.py holds the uid of each task
     assert str(UID_LOCKS) == "/tmp/autograder-uids"          # what the README says
     with sandbox_uid() as held:
         other = subprocess.run([sys.executable, "-c", HOLD_ONE], env=dict(os.environ, TMPDIR=str(tmp_path)),
@@ -142,7 +142,7 @@ def test_graders_with_different_tmpdirs_never_hold_the_same_uid(tmp_path):
 
 
 def test_a_lock_folder_that_is_a_link_or_anothers_is_refused(tmp_path, monkeypatch):
-    from autograder import job
+    from autograder import uids as job
     (tmp_path / "planted").mkdir()
     monkeypatch.setattr(job, "UID_LOCKS", tmp_path / "link")
     (tmp_path / "link").symlink_to(tmp_path / "planted", target_is_directory=True)
