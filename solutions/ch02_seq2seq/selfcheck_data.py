@@ -73,6 +73,9 @@ def build() -> dict[str, np.ndarray]:
     # the book's curve (chapter 2, section 2.5), which Lab 2's plot overlays on the student's
     book = json.loads((HERE.parents[1] / "book" / "results" / "ch02_bottleneck.json").read_text())
     arrays["book/accuracy_by_length"] = np.array([book["accuracy_by_length"][str(n)] for n in range(1, 11)])
+    for source in ("synthetic", "real"):              # the same curve for each source, side by side
+        by_length = book["by_source"][source]["accuracy_by_length"]
+        arrays[f"book/{source}/accuracy_by_length"] = np.array([by_length[str(n)] for n in range(1, 11)])
     arrays["book/steps"] = np.array(book["steps"])
     arrays["book/hidden"] = np.array(book["config"]["hidden"])
     arrays["book/layers"] = np.array(book["config"].get("layers", 1))

@@ -299,9 +299,15 @@ def check_greedy_decode_batch(greedy_decode, Decoder) -> None:
 
 # ----------------------------------------------------------------------------- the book's curve
 
-def book_curve() -> tuple[dict[int, float], str]:
-    """({n digits: sequence accuracy}, a label) of the model chapter 2 trained, for your plot."""
-    accuracy = _expected("book/accuracy_by_length")
+def book_curve(source: str | None = None) -> tuple[dict[int, float], str]:
+    """({n digits: sequence accuracy}, a label) of the model chapter 2 trained, for your plot.
+
+    source: None for both sources together (test_by_length as a whole), "synthetic" for the
+    unseen synthetic voices, "real" for the unseen real speakers (george and lucas).
+    """
+    if source not in (None, "synthetic", "real"):
+        raise ValueError(f"unknown source {source!r}; choose None, 'synthetic' or 'real'")
+    accuracy = _expected("book/accuracy_by_length" if source is None else f"book/{source}/accuracy_by_length")
     steps, hidden, layers = (int(_expected(f"book/{k}")) for k in ("steps", "hidden", "layers"))
     label = (f"the book's model: bidirectional, {layers} layer{'s' * (layers > 1)} of {hidden} units, "
              f"{steps} steps")
