@@ -302,14 +302,57 @@ def _experiment():
 
 
 def test_committed_bottleneck_results_match_the_script_and_fall_with_length():
+    """Chapter 2's claims about its curves, per source (corpus v2), each beyond a 95% interval."""
     import json
+    from speechmodels.metrics import binomial_interval
     experiment = _experiment()
     result = json.loads(experiment.OUT.read_text())
     assert result["config"] == experiment.CONFIG, "rerun experiments/ch02_bottleneck.py after changing CONFIG"
     assert result["steps"] == experiment.CONFIG["steps"]
-    accuracy = [result["accuracy_by_length"][str(n)] for n in range(1, 11)]
-    # the shared recipe trains short strings well (issue 8); the bottleneck still shows as length grows
-    assert min(accuracy[:2]) >= 0.9 and accuracy[1] > accuracy[5] > accuracy[7] > accuracy[9]
+    lengths = range(1, 11)
+    by_source = result["by_source"]
+    assert sorted(by_source) == ["real", "synthetic"]
+    # the pooled fields are the two sources' utterances together (the same number of each)
+    for n in lengths:
+        mean = sum(by_source[s]["accuracy_by_length"][str(n)] for s in by_source) / 2
+        assert abs(result["accuracy_by_length"][str(n)] - mean) <= 0.006
+
+    def interval(rate, trials):
+        return binomial_interval(min(round(rate * trials), trials), trials)
+
+    ci, onset = {}, {}
+    for source, scores in by_source.items():
+        trials = scores["utterances_per_length"]
+        assert trials >= 50, "the intervals below are too wide with fewer utterances a length"
+        accuracy = {n: scores["accuracy_by_length"][str(n)] for n in lengths}
+        ci[source] = {n: interval(a, trials) for n, a in accuracy.items()}
+        # the bottleneck: ten-digit strings are worse than one-digit ones beyond the noise
+        assert ci[source][1][0] > ci[source][10][1], source
+        onset[source] = next(n for n in lengths if ci[source][n][1] < ci[source][1][0])
+        # the curve beats p^n (compounding) beyond the noise on some short strings, never on long ones
+        above = [n for n in lengths if ci[source][n][0] > scores["independent_errors_prediction"][str(n)]]
+        below = [n for n in lengths if ci[source][n][1] < scores["independent_errors_prediction"][str(n)]]
+        assert above and max(above) <= 5 and all(n > max(above) for n in below), (source, above, below)
+        # a digit of a long string (8-10 digits) is wrong more often than one of a short string
+        # (1-3), beyond the widest interval (utterances, not digits, as the trials)
+        def pooled(group):
+            errors = sum(scores["digit_error_rate_by_length"][str(n)] * n * trials for n in group)
+            digits = sum(n * trials for n in group)
+            return interval(errors / digits, trials * len(group))
+        assert pooled((8, 9, 10))[0] > pooled((1, 2, 3))[1], source
+        # U-shape for ten digits: both ends beat the worst inner position beyond the noise
+        positions = scores["position_accuracy_by_length"]["10"]
+        worst = int(np.argmin(positions))
+        assert 0 < worst < 9, source
+        assert min(interval(positions[0], trials)[0], interval(positions[-1], trials)[0]) \
+            > interval(positions[worst], trials)[1], source
+    # the shared recipe trains one-digit strings of unseen synthetic voices well (issue 8)
+    assert by_source["synthetic"]["accuracy_by_length"]["1"] >= 0.9
+    # real speakers: lower already at one digit (the voices), and the fall is significant earlier
+    assert ci["synthetic"][1][0] > ci["real"][1][1]
+    assert min(by_source["real"]["digit_error_rate_by_length"].values()) \
+        > by_source["synthetic"]["digit_error_rate_by_length"]["1"] + 0.15
+    assert onset["real"] < onset["synthetic"], onset
 
 
 def test_bottleneck_script_runs_and_writes_its_results(tmp_path):
