@@ -171,6 +171,8 @@ def _parts(value) -> list:
         return [None]
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
     if isinstance(value, np.ndarray):
         return [value]
     if isinstance(value, (list, tuple)):

@@ -163,3 +163,47 @@ def test_to_plain_still_leaves_lying_objects_for_the_wire_to_refuse():
         wire.send(io.BytesIO(), {}, wire.to_plain([Liar()]))
     with pytest.raises(wire.WireError):
         wire.send(io.BytesIO(), {}, wire.to_plain({1: "int key"}))
+
+
+# ---- issue 19: the sandbox sends data, the grader decides ------------------------------------
+
+def _sent(shape=(3, 4), grad_output=None):
+    x = torch.zeros(shape)
+    return [x], {}, {"wrt": [0], "grad_output": grad_output}
+
+
+def test_the_grader_decides_whether_a_call_was_differentiable():
+    from autograder.hidden import NOT_CONNECTED, judge_gradients
+    g = np.ones((3, 4), np.float32)
+    ok = judge_gradients("f", {"value": np.float32(1.0).reshape(()), "grads": {"0": g}, "params": {},
+                               "note": None}, _sent())
+    assert ok.differentiable and ok.reason is None
+    detached = judge_gradients("f", {"value": np.array(1.0), "grads": {"0": None}, "params": {}, "note": None},
+                               _sent())
+    assert not detached.differentiable and detached.reason == NOT_CONNECTED
+    # the sandbox's note can make a call fail, never pass; shapes are checked here
+    noted = judge_gradients("f", {"value": np.array(1.0), "grads": {"0": g}, "params": {}, "note": "no"}, _sent())
+    assert not noted.differentiable
+    wrong = judge_gradients("f", {"value": np.ones((2, 2)), "grads": {"0": g}, "params": {}, "note": None},
+                            _sent(grad_output=torch.ones(3, 4)))
+    assert not wrong.differentiable and "shape" in wrong.reason
+
+
+@pytest.mark.parametrize("record", [
+    {"value": 1.0, "differentiable": True, "reason": None, "grads": {"0": None}, "params": {}},   # the old verdict
+    {"value": 1.0, "grads": {"0": np.ones((3, 4))}, "params": {}, "note": None, "differentiable": True},
+    {"value": 1.0, "grads": {"0": np.ones((4, 3))}, "params": {}, "note": None},                  # misshapen
+    {"value": 1.0, "grads": {"1": np.ones((3, 4))}, "params": {}, "note": None},                  # another argument
+    {"value": 1.0, "grads": {"0": None}, "params": {"w": "lies"}, "note": None},
+])
+def test_a_forged_gradient_record_is_malformed(record):
+    from autograder.hidden import StudentError, shape_result
+    with pytest.raises(StudentError, match="malformed"):
+        shape_result("f", "gradients", record, _sent())
+
+
+def test_the_sandbox_is_never_told_which_test_is_running():
+    from autograder.sandbox import plan_cells
+    plan = plan_cells([{"index": 0, "kind": "code", "source": "x = 1"},
+                       {"index": 1, "kind": "test", "grade_id": "test_secret_name", "source": "check(x)"}])
+    assert "test_secret_name" not in json.dumps(plan) and plan[1] == {"index": 1, "kind": "test"}
