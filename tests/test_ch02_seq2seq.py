@@ -361,3 +361,8 @@ def test_bottleneck_script_runs_and_writes_its_results(tmp_path):
     assert (tmp_path / "smoke.json").exists()
     assert result["steps"] == 2 and sorted(map(int, result["accuracy_by_length"])) == list(range(1, 11))
     assert len(result["loss_every_50_steps"]) == 1
+    # chapter 2 reads each source's curves, p and p^n, and its utterances per length
+    assert sorted(result["by_source"]) == ["real", "synthetic"]
+    for scores in result["by_source"].values():
+        assert {"accuracy_by_length", "digit_error_rate_by_length", "position_accuracy_by_length",
+                "independent_errors_prediction", "utterances_per_length"} <= set(scores)
