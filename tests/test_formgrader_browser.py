@@ -137,7 +137,8 @@ def test_no_hostile_submission_runs_a_script_or_changes_a_score_in_the_formgrade
             if student.startswith("attack-formgrader"):
                 # and the answer is there to be marked, as text
                 shown = page.inner_text("#notebook")
-                assert "onerror" in shown or "ontoggle" in shown, f"{student}: the written answer is not shown"
+                if not ("onerror" in shown or "ontoggle" in shown):
+                    problems.append(f"{student}: the written answer is not shown as text")
             page.close()
         browser.close()
     time.sleep(1)
