@@ -376,11 +376,12 @@ def run_ablation(name: str, config: dict, train_source: str | None, corpus: Path
     test = load_split("test", stack=config["stack"])
     isolated = load_split("test_isolated", stack=config["stack"])
     decode = lambda m, p, n: greedy(model.decoder, m, p, n)   # noqa: E731
-    row = {"change": {"config": {k: v for k, v in config.items() if CONFIG.get(k) != v},
+    capstone = dict(CONFIG, steps=config["steps"], lr=config["lr"])      # the capstone's own budget
+    row = {"change": {"config": {k: v for k, v in config.items() if capstone.get(k) != v},
                       "train_source": train_source, "corpus": str(corpus) if corpus else None},
            "test": scores_by_source(test, transcribe(model, test, decode)),
            "test_isolated": {"real": scores(isolated.texts, transcribe(model, isolated, decode))},
-           "train_utterances": len(train_split), "steps": len(log["losses"]),
+           "train_utterances": len(train_split), "steps": len(log["losses"]), "lr": config["lr"],
            "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1),
            "final_loss": round(float(np.mean(log["losses"][-50:])), 4), "contention": contention}
     result = json.loads(out.read_text()) if out.exists() else {}
