@@ -320,3 +320,35 @@ def test_every_chapter_figure_has_a_numbered_caption(book, chapter):
     assert images <= captioned, (
         f"{chapter}: {len(images - captioned)} of {len(images)} figures have no numbered "
         f"caption (give the cell mystnb figure metadata: caption and name)")
+
+
+# ------------------------------------------------------------------ audio players (issue 18)
+
+# every <audio> under the node an XPath names, and whether the browser read its sound
+_PLAYERS = """xpath => {
+    const found = document.evaluate(xpath, document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+    const players = Array.from({length: found.snapshotLength}, (_, i) => found.snapshotItem(i));
+    return players.map(a => ({src: (a.currentSrc || a.querySelector('source')?.src || '').slice(0, 40),
+                              ready: a.readyState, seconds: a.duration}));
+}"""
+
+
+@pytest.mark.parametrize("path, section", [("book/ch05_autoregression.html", "Your own voice"),
+                                           ("book/ch00_waveform_to_frames.html", None)])
+def test_audio_players_play_a_sound(browser, site, path, section):
+    """Chapter 5's "Your own voice" section plays a test speaker's recording; chapter 0 plays the
+    utterances it draws. Each player has a source whose sound the browser opens (its duration known)."""
+    page, problems = _open(browser, site, path)
+    scope = f"//section[h2[contains(., '{section}')]]" if section else "//article"
+    if section:
+        assert page.locator(f"xpath={scope}").count() == 1, f"{path} has no section {section!r}"
+    players = page.evaluate(_PLAYERS, f"{scope}//audio")
+    assert players, f"{path}: no <audio> player" + (f" in {section!r}" if section else "")
+    assert all(p["src"] for p in players), f"{path}: a player without a source: {players}"
+    try:
+        page.wait_for_function(f"() => ({_PLAYERS})({json.dumps(scope + '//audio')})"
+                               ".every(p => p.ready >= 1 && p.seconds > 0)", timeout=10_000)
+    except Exception:
+        pytest.fail(f"{path}: the browser could not open every player's sound: {page.evaluate(_PLAYERS, scope + '//audio')}")
+    assert not problems, problems
+    page.close()
