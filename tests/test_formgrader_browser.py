@@ -130,7 +130,7 @@ def test_no_hostile_submission_runs_a_script_or_changes_a_score_in_the_formgrade
                 problems.append(f"{student}: dialog {dialog.message}"), dialog.dismiss()))
             page.goto(f"{site}/formgrader/submissions/{ids[student]}/", wait_until="load")
             page.wait_for_selector(f"input.score[id='{MANUAL_CELL}']")
-            page.wait_for_timeout(2_000)      # time for anything that fires on load, focus or toggle
+            page.wait_for_timeout(8_000)      # time for anything that fires on load, focus, toggle or later
             ran = page.evaluate("() => window.__pwned === undefined ? null : String(window.__pwned)")
             if ran is not None or "pwned" in page.title():
                 problems.append(f"{student}: a payload ran (window.__pwned={ran}, title {page.title()!r})")
