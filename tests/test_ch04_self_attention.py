@@ -331,6 +331,54 @@ def test_committed_results_match_the_script_and_chapter_3s_recipe():
     model = experiment.load_speech_model()                      # the weights fit the script's model
     assert sum(p.numel() for p in model.parameters()) == result["parameters"]
 
+    # what chapter 4 says of the two encoders, source by source (corpus v2), each with its 95% interval
+    from speechmodels.metrics import binomial_interval
+    ch03 = json.loads((ROOT / "book" / "results" / "ch03_attention.json").read_text())
+    assert ch03["config"] == CONFIG and ch03["split"] == result["split"]    # the bi-GRU compared with
+    bigru = ch03["models"]["location"]
+    per = 50                                                    # strings of each length and source
+    lengths = list(range(1, 11))
+
+    def accuracy(run, source):
+        return {int(n): a for n, a in run["by_source"][source]["accuracy_by_length"].items()}
+
+    def difference(a, b, n):
+        """a - b with Newcombe's 95% interval from the two Wilson intervals."""
+        (la, ua), (lb, ub) = (binomial_interval(round(x * n), n) for x in (a, b))
+        return a - b - np.hypot(a - la, ub - b), a - b + np.hypot(ua - a, b - lb)
+
+    for source in ("synthetic", "real"):
+        ours, theirs = accuracy(result, source), accuracy(bigru, source)
+        assert sorted(ours) == lengths and sorted(theirs) == lengths
+        # pooled over lengths, self-attention is the weaker encoder beyond the noise on both sources
+        low, high = difference(np.mean(list(ours.values())), np.mean(list(theirs.values())), per * len(lengths))
+        assert high < 0, (source, low, high)
+        # on one-digit strings the two are within the noise of each other
+        low, high = difference(ours[1], theirs[1], per)
+        assert low <= 0 <= high, (source, low, high)
+        # the pooled top-level field is the mean of the two sources (50 strings each)
+        for n in lengths:
+            assert abs(result["accuracy_by_length"][str(n)] - (ours[n] + accuracy(result, "synthetic" if source == "real"
+                                                                                   else "real")[n]) / 2) < 1e-9
+    # both encoders do far worse on the real speakers than on the synthetic voices
+    for run in (result, bigru):
+        synthetic, real = (np.mean(list(accuracy(run, s).values())) for s in ("synthetic", "real"))
+        assert difference(synthetic, real, per * len(lengths))[0] > 0.2
+    # at ten digits: far apart on the synthetic voices, within the noise on the real speakers
+    assert difference(accuracy(result, "synthetic")[10], accuracy(bigru, "synthetic")[10], per)[1] < 0
+    low, high = difference(accuracy(result, "real")[10], accuracy(bigru, "real")[10], per)
+    assert low <= 0 <= high
+    # p^n at the pooled digit accuracy: inside the measured interval almost everywhere on the
+    # synthetic voices, below it (errors bunched in some strings) at some length on the real speakers
+    misses = {}
+    for source in ("synthetic", "real"):
+        error = {int(n): e for n, e in result["by_source"][source]["digit_error_rate_by_length"].items()}
+        p = 1 - sum(n * error[n] for n in lengths) / sum(lengths)
+        ours = accuracy(result, source)
+        cis = {n: binomial_interval(round(ours[n] * per), per) for n in lengths}
+        misses[source] = ([n for n in lengths if p ** n < cis[n][0]], [n for n in lengths if p ** n > cis[n][1]])
+    assert len(misses["synthetic"][0]) + len(misses["synthetic"][1]) <= 2 and misses["real"][0], misses
+
 
 def test_experiment_script_runs_and_writes_its_results(tmp_path):
     experiment = _experiment()
@@ -338,6 +386,34 @@ def test_experiment_script_runs_and_writes_its_results(tmp_path):
     result = experiment.run(dict(CONFIG, steps=2), dict(experiment.TEXT, steps=2), tmp_path / "smoke.json")
     assert (tmp_path / "smoke.json").exists() and (tmp_path / "smoke.pt").exists()
     assert result["steps"] == 2 and sorted(map(int, result["accuracy_by_length"])) == list(range(1, 11))
+
+
+def test_committed_speech_weights_have_one_local_head_on_both_sources():
+    """Chapter 4's per-head reading: one clearly local head, the same on both sources; layer 1 near uniform."""
+    from speechcourse.corpus import load_split
+    from speechmodels.batches import make_batch
+    experiment = _experiment()
+    model = experiment.load_speech_model()
+    test = load_split("test_by_length", stack=4)
+    sources = np.array(test.sources)
+    ratios = {}
+    for source in ("synthetic", "real"):
+        per_utterance = []
+        for i in np.flatnonzero(sources == source)[::25]:                 # 20 utterances, 2 of each length
+            batch = make_batch(test, [int(i)])
+            x, lengths = torch.from_numpy(batch.x), torch.from_numpy(batch.x_lengths)
+            with torch.no_grad():
+                _, _, maps = model.encoder(model.front(x, lengths), lengths, return_weights=True)
+            T = x.shape[0]
+            distance = torch.abs(torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()
+            per_utterance.append([((m[0] * distance).sum(-1).mean(-1) / distance.mean()).numpy() for m in maps])
+        ratios[source] = np.mean(per_utterance, axis=0)                     # (n_layers, n_heads)
+    local = {s: np.unravel_index(np.argmin(r), r.shape) for s, r in ratios.items()}
+    assert local["synthetic"] == local["real"], local
+    for source, r in ratios.items():
+        rest = np.delete(r.ravel(), np.ravel_multi_index(local[source], r.shape))
+        assert r[local[source]] < 0.65 and np.sort(rest)[1] > 0.75, (source, r.round(2))
+        assert r[0].min() > 0.75, (source, r[0])                            # layer 1: near uniform
 
 
 def test_committed_cost_numbers_cover_one_second_to_one_minute():
