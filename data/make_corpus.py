@@ -183,7 +183,7 @@ def draw_real(rng, split: str, texts: list[str], first_index: int, speakers: lis
         if takes:
             chosen = takes[i]
         else:
-            pools = {w: list(rng.permutation(np.array(take_range))) for w in set(words)}
+            pools = {w: list(rng.permutation(np.array(take_range))) for w in sorted(set(words))}   # sorted: set order follows the hash seed
             chosen = tuple(int(pools[w].pop()) for w in words)
         speed_index = int(rng.integers(len(SPEEDS)))          # drawn for every split, used in train
         recipes.append(Recipe(
