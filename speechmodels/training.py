@@ -23,8 +23,10 @@ that what is left of its fall with length is the bottleneck and not undertrainin
 - SpecAugment-style masking while training: `fmasks` frequency masks of up to
   `fmask_width` of the 40 mel bands and `tmasks` time masks of up to `tmask_width`
   encoder steps (4 stacked frames = 80 ms each), on every training utterance;
-- a random warp of each training utterance's mel axis by a factor in [1 - `warp`, 1 + `warp`]
-  (vocal tract length perturbation: new speakers from the training speakers);
+- optionally (`warp` > 0), a random warp of each training utterance's mel axis by a factor in
+  [1 - `warp`, 1 + `warp`] (vocal tract length perturbation: new speakers from the training
+  speakers). Off in the recipe: on corpus v2, at this budget, chapter 5's ablation found it
+  did not lower the real speakers' WER (`book/results/ch05_ablations.json`, "with_warp");
 - dropout `dropout` (encoder input and output, decoder input and output);
 - label smoothing `label_smoothing` in the cross-entropy over real (non-<pad>) targets;
 - Adam with a one-cycle learning-rate schedule peaking at `lr` after 15% of `steps`;
@@ -64,7 +66,7 @@ CONFIG = {
     "label_smoothing": 0.1,
     "fmasks": 2, "fmask_width": 8,       # frequency masks: up to 8 of 40 mel bands
     "tmasks": 2, "tmask_width": 3,       # time masks: up to 3 encoder steps (240 ms)
-    "warp": 0.1,                         # mel axis stretched or squeezed by up to 10%
+    "warp": 0.0,                         # no mel-axis warp (0.1 = stretched or squeezed by up to 10%)
     "norm": "feature",                   # FrontEnd: per-utterance mean and variance of each feature
     "steps": 2400, "batch_size": 32,
     "bucket_window": 20,     # batches of similar length: utterances sorted 20 batches at a time

@@ -79,6 +79,35 @@ def test_both_sources_in_every_split_and_isolated_real_digits(splits):
         splits["test"].only("human")
 
 
+def test_data_card_describes_the_committed_corpus(splits):
+    """data/README.md's contents table is the committed digits.npz: utterances, hours of
+    features (frames / 50), voices or speakers, counts by length, mean digits and seconds."""
+    from pathlib import Path
+    card = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text()
+    rows = {}
+    for line in card.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 17 and cells[0] in SPLITS:
+            rows[cells[0], cells[1]] = cells
+    assert len(rows) == 9, sorted(rows)
+    total_hours = 0.0
+    for (name, source), cells in rows.items():
+        s = splits[name].only(source)
+        if source == "synthetic":
+            voices = {v.split("+")[1] for v in s.voices}     # the espeak-ng variant
+        else:
+            voices = set(s.voices)
+        by_length = Counter(s.n_digits.tolist())
+        seconds = s.n_frames / corpus.FRAME_RATE
+        total_hours += seconds.sum() / 3600
+        assert int(cells[2]) == len(s), (name, source)
+        assert cells[3] == f"{seconds.sum() / 3600:.2f}", (name, source)
+        assert int(cells[4]) == len(voices), (name, source)
+        assert cells[5:15] == [str(by_length[n]) if by_length[n] else "" for n in range(1, 11)], (name, source)
+        assert cells[15] == f"{s.n_digits.mean():.2f}" and cells[16] == f"{seconds.mean():.2f}", (name, source)
+    assert f"**{sum(len(s) for s in splits.values())}** | **{total_hours:.2f}**" in card
+
+
 def test_length_stratified_test_set_is_balanced(splits):
     for source in ("synthetic", "real"):
         counts = Counter(splits["test_by_length"].only(source).n_digits.tolist())
