@@ -364,7 +364,7 @@ def run_ablation(name: str, config: dict, train_source: str | None, corpus: Path
     """Train the capstone with one change and record its main scores under ``name`` in ``out``.
 
     ``train_source`` keeps one source of the training split; ``corpus`` trains on another
-    digits.npz (e.g. made with ``make_corpus.py --no-speed-perturbation``), testing on the
+    digits.npz (e.g. made with ``make_corpus.py --speed-perturbation``), testing on the
     committed one's splits."""
     torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
