@@ -8,6 +8,10 @@ share axes. A model only needs two methods:
     model(x, x_lengths, y_in) -> logits (U, B, V)                  teacher forcing
     model.greedy(x, x_lengths, max_len) -> list of B token lists   </s> left out
 
+A model with a criterion of its own (CTC, `speechmodels.ctc`) also has
+`model.loss(x, x_lengths, y_in, y_out) -> scalar`, which `train` then minimises instead of
+the label-smoothed cross-entropy of `model(x, x_lengths, y_in)`;
+
 with x (T, B, F) *raw* stacked log-mel frames (as `speechcourse.corpus` gives them),
 x_lengths (B,) int64 and y_in (U, B) int64. Models put a `FrontEnd` first: it
 normalises each utterance by its own mean and variance per feature (over its real
@@ -16,17 +20,18 @@ SpecAugment-style masks. Because the front end is part of the model, the book ca
 a trained model the corpus's features directly.
 
 The recipe (`CONFIG`), tuned so that the model without attention gets short strings right
-(0.96 on 1 and on 2 digits, unseen voices, where earlier recipes gave 0.90 and 0.60), so
-that what is left of its fall with length is the bottleneck and not undertraining:
+(corpus v1: 0.96 on 1 and on 2 digits of unseen voices, where earlier recipes gave 0.90 and
+0.60; on v2, `book/results/ch02_bottleneck.json`), so that what is left of its fall with
+length is the bottleneck and not undertraining:
 
 - per-utterance mean and variance normalisation (`FrontEnd`);
 - SpecAugment-style masking while training: `fmasks` frequency masks of up to
   `fmask_width` of the 40 mel bands and `tmasks` time masks of up to `tmask_width`
   encoder steps (4 stacked frames = 80 ms each), on every training utterance;
-- optionally (`warp` > 0), a random warp of each training utterance's mel axis by a factor in
-  [1 - `warp`, 1 + `warp`] (vocal tract length perturbation: new speakers from the training
-  speakers). Off in the recipe: on corpus v2, at this budget, chapter 5's ablation found it
-  did not lower the real speakers' WER (`book/results/ch05_ablations.json`, "with_warp");
+- a random warp of each training utterance's mel axis by a factor in [1 - `warp`, 1 + `warp`]
+  (vocal tract length perturbation: new speakers from the training speakers). Chapter 5's
+  capstone turns it off (`experiments/ch05_recogniser.py`, CAPSTONE): there it raised the
+  real speakers' WER (`book/results/ch05_ablations.json`, "with_warp");
 - dropout `dropout` (encoder input and output, decoder input and output);
 - label smoothing `label_smoothing` in the cross-entropy over real (non-<pad>) targets;
 - Adam with a one-cycle learning-rate schedule peaking at `lr` after 15% of `steps`;
@@ -66,7 +71,7 @@ CONFIG = {
     "label_smoothing": 0.1,
     "fmasks": 2, "fmask_width": 8,       # frequency masks: up to 8 of 40 mel bands
     "tmasks": 2, "tmask_width": 3,       # time masks: up to 3 encoder steps (240 ms)
-    "warp": 0.0,                         # no mel-axis warp (0.1 = stretched or squeezed by up to 10%)
+    "warp": 0.1,                         # mel axis stretched or squeezed by up to 10%
     "norm": "feature",                   # FrontEnd: per-utterance mean and variance of each feature
     "steps": 2400, "batch_size": 32,
     "bucket_window": 20,     # batches of similar length: utterances sorted 20 batches at a time
@@ -188,7 +193,10 @@ def train(model: nn.Module, split: Split, config: dict = CONFIG, log_every: int 
         for batch in bucketed_batches(split, config["batch_size"], seed=config["seed"] + epoch,
                                       window=config["bucket_window"]):
             x, x_lengths, y_in, y_out = batch_tensors(batch)
-            loss = sequence_loss(model(x, x_lengths, y_in), y_out, config["label_smoothing"])
+            if hasattr(model, "loss"):     # a model with its own criterion (CTC: speechmodels.ctc)
+                loss = model.loss(x, x_lengths, y_in, y_out)
+            else:
+                loss = sequence_loss(model(x, x_lengths, y_in), y_out, config["label_smoothing"])
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config["clip"])

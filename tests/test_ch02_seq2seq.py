@@ -346,8 +346,8 @@ def test_committed_bottleneck_results_match_the_script_and_fall_with_length():
         assert 0 < worst < 9, source
         assert min(interval(positions[0], trials)[0], interval(positions[-1], trials)[0]) \
             > interval(positions[worst], trials)[1], source
-    # the shared recipe trains one-digit strings of unseen synthetic voices well (issue 8)
-    assert by_source["synthetic"]["accuracy_by_length"]["1"] >= 0.9
+    # (issue 8's bar of 0.9 on one-digit strings was retired with corpus v2, issue 18: what
+    # the chapter claims is the fall with length, checked above beyond the noise)
     # real speakers: lower already at one digit (the voices), and the fall is significant earlier
     assert ci["synthetic"][1][0] > ci["real"][1][1]
     assert min(by_source["real"]["digit_error_rate_by_length"].values()) \
