@@ -258,3 +258,51 @@ def test_visible_self_checks_agree_with_the_hidden_tests(fixture):
     for grade_id in failed:
         error = results[grade_id]
         assert isinstance(error, CheckFailed) and len(str(error)) > 25, (grade_id, error)
+
+
+# --------------------------------------------------------------------------- committed results
+
+def _ch05_experiment():
+    import importlib.util
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "experiments" / "ch05_recogniser.py"
+    spec = importlib.util.spec_from_file_location("ch05_recogniser_experiment", path)
+    module = sys.modules["ch05_recogniser_experiment"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_capstone_results_match_the_script_its_budget_and_its_targets():
+    """The capstone's JSON: trained by CAPSTONE, within five minutes of one core, tested on
+    at least 1,000 real strings and all 1,000 isolated recordings, every score inside its own
+    interval, and `targets_met` as the scores and TARGETS say; the mask ablation's causal row
+    is the capstone itself; every ablation row changes one thing against CAPSTONE."""
+    import json
+    experiment = _ch05_experiment()
+    result = json.loads(experiment.OUT.read_text())
+    assert result["config"] == experiment.CAPSTONE, "rerun experiments/ch05_recogniser.py capstone"
+    assert result["steps"] == experiment.CAPSTONE["steps"] == len(result["loss_every_50_steps"]) * 50
+    assert result["train_cpu_seconds"] <= 300, "the capstone's budget is five minutes of one core"
+    test, isolated = result["test"], result["test_isolated"]["real"]
+    assert test["real"]["utterances"] >= 1000 and isolated["utterances"] == 1000
+    assert result["targets"] == experiment.TARGETS
+    for score in (test["synthetic"], test["real"], isolated):
+        for field in ("wer", "sequence_accuracy"):
+            low, high = score[f"{field}_95"]
+            assert low <= score[field] <= high, field
+    reached = {level: [test["real"]["wer"] <= bars["real_wer"], isolated["sequence_accuracy"] >= bars["isolated_accuracy"],
+                       test["synthetic"]["wer"] <= bars["synthetic_wer"]] for level, bars in experiment.TARGETS.items()}
+    assert result["targets_met"] == {level: all(ok) for level, ok in reached.items()}
+    masks = json.loads(experiment.MASKS_OUT.read_text())
+    assert masks["config"] == experiment.CAPSTONE and masks["steps"] == experiment.CAPSTONE["steps"]
+    for source in ("synthetic", "real"):
+        assert masks["masks"]["causal"][source] == test[source]
+    ablations = json.loads(experiment.ABLATIONS_OUT.read_text())
+    assert len(ablations) >= 4
+    for name, row in ablations.items():
+        change = row["change"]
+        assert sum([bool(change["config"]), bool(change["train_source"]), bool(change["corpus"])]) == 1, name
+        assert set(change["config"]) <= set(experiment.CAPSTONE), name
+        assert row["steps"] == experiment.CAPSTONE["steps"] and row["lr"] == experiment.CAPSTONE["lr"], name
+        assert row["test_isolated"]["real"]["utterances"] == 1000, name
