@@ -1,0 +1,145 @@
+"""Chapter 3's CTC model: the attention models' encoder, trained with CTC instead of a decoder.
+
+Trains `speechmodels.ctc.ctc_model` (the same FrontEnd and bi-GRU encoder as chapter 3's
+attention models, a linear layer over the blank and the ten digits, `torch.nn.CTCLoss`)
+with the same `train`, the same `CONFIG` budget and the same data as
+`experiments/ch03_attention.py`, then decodes `test_by_length` (unseen voices and
+speakers) by best path and scores it per source: sequence accuracy by length, word (digit)
+error rate, each with its 95% interval.
+
+    python experiments/ch03_ctc.py                            # about five minutes of one core
+    python experiments/ch03_ctc.py --steps 50 --out /tmp/smoke.json   # a smoke test
+
+Deterministic: fixed seeds, a fixed number of steps and one thread. Writes
+book/results/ch03_ctc.json and the trained weights book/results/ch03_ctc.pt (a float16
+state_dict) beside it, which chapter 3 loads to draw the CTC spikes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ch02_bottleneck import summarise, summarise_sources  # noqa: E402
+from ch03_attention import save_half  # noqa: E402
+
+from speechcourse.corpus import load_split  # noqa: E402
+from speechmodels.batches import make_batch  # noqa: E402
+from speechmodels.ctc import LABELS, ctc_model  # noqa: E402
+from speechmodels.metrics import binomial_interval, bootstrap_interval, wer  # noqa: E402
+from speechmodels.training import CONFIG, evaluate, mean_every, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "book" / "results" / "ch03_ctc.json"
+
+FIELDS = {
+    "accuracy_by_length": "n digits -> sequence accuracy (whole string right) on test_by_length, both sources",
+    "digit_error_rate_by_length": "n digits -> (substitutions + deletions + insertions) / reference digits",
+    "position_accuracy_by_length": "n digits -> accuracy of each reference position (edit-distance alignment)",
+    "by_source": "source -> the fields above over that source's utterances, plus utterances_per_length, "
+                 "accuracy_interval_by_length (Wilson 95%), sequence_accuracy {rate, interval} (Wilson) "
+                 "and wer {rate, interval, substitutions, deletions, insertions} (interval: bootstrap over "
+                 "utterances, speechmodels.metrics.bootstrap_interval)",
+    "hypotheses": "the best-path transcript of every utterance of test_by_length, in the split's order",
+    "infeasible_train_utterances": "training utterances with fewer encoder frames than CTC needs "
+                                   "(digits + repeated neighbours); CTCLoss(zero_infinity=True) gives them no gradient",
+    "train_seconds": "wall-clock seconds of training (time.perf_counter)",
+    "train_cpu_seconds": "process CPU seconds of training (time.process_time, all threads)",
+    "eval_seconds": "wall-clock seconds of best-path decoding of test_by_length",
+    "loss_every_50_steps": "mean training loss (CTC, per target digit) of each 50 steps",
+    "contention": "what else ran on the machine while training",
+    "config": "speechmodels.training.CONFIG as used (label_smoothing is not used by the CTC loss)",
+}
+
+
+def needed_frames(text: str) -> int:
+    """The fewest frames a CTC path for text needs: one per symbol, one blank between repeats."""
+    words = text.split()
+    return len(words) + sum(a == b for a, b in zip(words, words[1:]))
+
+
+def source_scores(split, hyps: list[str], scores: dict) -> dict:
+    """Add intervals, sequence accuracy and WER to one source's scores (in place)."""
+    n = scores["utterances_per_length"]
+    scores["accuracy_interval_by_length"] = {
+        L: [round(v, 4) for v in binomial_interval(round(a * n), n)] for L, a in scores["accuracy_by_length"].items()}
+    right = sum(h == r for h, r in zip(hyps, split.texts))
+    scores["sequence_accuracy"] = {"rate": round(right / len(split), 4),
+                                   "interval": [round(v, 4) for v in binomial_interval(right, len(split))],
+                                   "utterances": len(split)}
+    w = wer(split.texts, hyps)
+    scores["wer"] = {"rate": round(w["rate"], 4),
+                     "interval": [round(v, 4) for v in bootstrap_interval(split.texts, hyps)],
+                     **{k: w[k] for k in ("substitutions", "deletions", "insertions", "reference_units")}}
+    return scores
+
+
+def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
+    torch.set_num_threads(config["threads"])
+    torch.manual_seed(config["seed"])
+    train_split = load_split("train", stack=config["stack"])
+    test_split = load_split("test_by_length", stack=config["stack"])
+    infeasible = sum(len(f) < needed_frames(t) for f, t in zip(train_split.features, train_split.texts))
+    model = ctc_model(train_split.features[0].shape[1], config)
+    log = train(model, train_split, config, log_every=200)
+    started = time.perf_counter()
+    evaluation = evaluate(model, test_split)
+    eval_seconds = time.perf_counter() - started
+    hypotheses = evaluation["hypotheses"]
+    summarise_sources(evaluation, test_split)
+    for source, scores in evaluation["by_source"].items():
+        keep = [i for i, s in enumerate(test_split.sources) if s == source]
+        source_scores(test_split.only(source), [hypotheses[i] for i in keep], scores)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_half(model, out.parent / "ch03_ctc.pt")
+    result = {
+        "fields": FIELDS,
+        "model": "CTC: chapter 3's FrontEnd and bi-GRU encoder, a linear layer over blank + 10 digits, "
+                 "torch.nn.CTCLoss; best-path decoding (most likely class per frame, repeats merged, blanks dropped)",
+        "labels": LABELS,
+        "split": "test_by_length",
+        **evaluation,
+        **summarise(evaluation),
+        "utterances_per_length": len(test_split) // len(evaluation["accuracy_by_length"]),
+        "config": config,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "weights": "ch03_ctc.pt",
+        "infeasible_train_utterances": int(infeasible),
+        "train_seconds": round(log["seconds"], 1),
+        "train_cpu_seconds": round(log["cpu_seconds"], 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "steps": len(log["losses"]),
+        "loss_every_50_steps": mean_every(log["losses"], 50),
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread"
+                   + ("s" if config["threads"] > 1 else ""),
+        "contention": contention,
+        "examples": [{"ref": r, "hyp": h} for r, h in zip(test_split.texts, hypotheses) if r != h][:10],
+    }
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--contention", default="none recorded",
+                        help="what else ran on the machine meanwhile (stored in the JSON)")
+    args = parser.parse_args()
+    result = run(dict(CONFIG, steps=args.steps), args.out, args.contention)
+    print(f"trained {result['steps']} steps in {result['train_seconds']} s ({result['train_cpu_seconds']} s CPU)")
+    for source, scores in result["by_source"].items():
+        print(f"{source:>9}: sequence accuracy {scores['sequence_accuracy']}, WER {scores['wer']['rate']} "
+              f"{scores['wer']['interval']}; by length {scores['accuracy_by_length']}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
