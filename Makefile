@@ -14,7 +14,7 @@ SCHEDULER ?=
 FORMAT ?= wide
 PORT ?= 8888
 
-.PHONY: help setup book book-clean labs grade formgrader export test data clean student-release
+.PHONY: help setup node book book-clean labs grade formgrader export test data clean student-release
 
 help: ## List every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n",$$1,$$2}'
@@ -28,7 +28,15 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 
 setup: $(VENV)/.installed ## Create .venv from requirements.txt (done by book and test on first use)
 
-book: setup ## Build the HTML book into _build/html (warnings are errors)
+# the page "Say it" runs onnxruntime-web, installed exactly as package-lock.json pins it
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make book needs npm (apt-get install npm) for the page Say it"; exit 2; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+node: node_modules/.installed ## Install the book's browser runtime (onnxruntime-web) from package-lock.json with npm ci
+
+book: setup node ## Build the HTML book into _build/html (warnings are errors)
 	# MPLBACKEND would stop the kernels from drawing figures inline, so the build runs without it
 	env -u MPLBACKEND $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
@@ -59,8 +67,8 @@ data: setup ## Regenerate the speech corpus in data/ (needs espeak-ng and sox)
 	  { echo "make data needs $$tool: apt-get install espeak-ng sox (students never need it)"; exit 2; }; done
 	$(BIN)/python data/make_corpus.py
 
-test: setup ## Run every test: package, labs, grader, book build and browser check
+test: setup node ## Run every test: package, labs, grader, book build and browser check
 	$(BIN)/python -m pytest
 
-clean: book-clean ## Remove build outputs and the virtual environment
-	rm -rf $(VENV) .pytest_cache
+clean: book-clean ## Remove build outputs, the virtual environment and node_modules
+	rm -rf $(VENV) .pytest_cache node_modules

@@ -20,6 +20,7 @@ import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autograder.course import lab_names
@@ -108,9 +109,10 @@ def browser():
         browser.close()
 
 
-def _open(browser, site: str, path: str):
-    """Open ``path`` with every non-local request blocked; returns (page, problems)."""
-    page = browser.new_page(accept_downloads=True)
+def _open(browser, site: str, path: str, **context):
+    """Open ``path`` with every non-local request blocked; returns (page, problems).
+    ``context``: options of the page's new browser context (``permissions=["microphone"]``)."""
+    page = browser.new_page(accept_downloads=True, **context)
     problems: list[str] = []
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
                else route.abort())
@@ -352,3 +354,208 @@ def test_audio_players_play_a_sound(browser, site, path, section):
         pytest.fail(f"{path}: the browser could not open every player's sound: {page.evaluate(_PLAYERS, scope + '//audio')}")
     assert not problems, problems
     page.close()
+
+
+# ------------------------------------------------------------------ the page "Say it" (issue 21)
+
+SAY_IT = "book/say_it.html"
+_SETTLED = "['done', 'error'].includes(document.querySelector('#say-it-status').dataset.kind)"
+
+
+def _said(path: Path) -> str:
+    """What a test recording says: examples.tsv for data/wav, the name for FSDD (<digit>_<speaker>_<take>)."""
+    if path.parent.name == "recordings":
+        from speechcourse.corpus import DIGITS
+        return DIGITS[int(path.name.split("_")[0])]
+    return next(line.split("\t")[-1] for line in (path.parent / "examples.tsv").read_text().splitlines()
+                if line.startswith(path.name + "\t"))
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    """The fake microphone's recording: a test speaker's recording between 0.3 s of silence before
+    and 1 s after, the first that `transcribe` hears right and surely (each word's confidence
+    >= 0.6); and what `python -m speechmodels.transcribe` prints for that very file."""
+    import soundfile
+    from speechmodels.transcribe import read_audio, transcribe_file
+    candidates = sorted((REPO / "data" / "wav").glob("real_*.wav"), key=lambda p: p.name[5])[::-1] + \
+        sorted((REPO / "data" / "fsdd" / "recordings").glob("*_[gl][eu]*_4[0-9].flac"))
+    wav = tmp_path_factory.mktemp("microphone") / "speaker.wav"
+    for path in candidates:
+        samples = read_audio(path)[0]
+        soundfile.write(wav, np.concatenate([np.zeros(2400), samples, np.zeros(8000)]), 8000, subtype="PCM_16")
+        t = transcribe_file(wav)
+        if t.text == _said(path) and min(t.confidences, default=0) >= 0.6:
+            break
+    else:
+        pytest.fail("the committed model hears no test-speaker recording right and surely")
+    done = subprocess.run([sys.executable, "-m", "speechmodels.transcribe", str(wav)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cli = re.match(r"heard: (.*?)  \(", done.stdout).group(1)
+    return {"wav": wav, "said": _said(path), "cli": cli, "seconds": len(samples) / 8000 + 1.3, "source": path.name}
+
+
+@pytest.fixture(scope="module")
+def microphone(browser, spoken):
+    """Chromium with a fake microphone that says ``spoken`` once (launched by the same Playwright
+    as ``browser``: one sync Playwright per process). A page may use it where its context was
+    granted the permission (`_open(..., permissions=["microphone"])`); elsewhere it is refused."""
+    microphone = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--autoplay-policy=no-user-gesture-required",
+              "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={spoken['wav']}%noloop"])
+    yield microphone
+    microphone.close()
+
+
+def _ready(page):
+    page.wait_for_function("window.sayIt && window.sayIt.loadSeconds !== null || "
+                           "document.querySelector('#say-it-status').dataset.kind === 'error'", timeout=30_000)
+    assert page.evaluate("window.sayIt.loadSeconds") is not None, page.inner_text("#say-it-status")
+
+
+def _status(page) -> str:
+    """The page's sentence once it has settled (done or refused) after the last `_unsettle`."""
+    page.wait_for_function(_SETTLED, timeout=30_000)
+    return page.inner_text("#say-it-status")
+
+
+def _unsettle(page) -> None:
+    page.evaluate("document.querySelector('#say-it-status').dataset.kind = 'waiting'")
+
+
+def test_say_it_hears_the_microphone_as_transcribe_hears_the_file(microphone, site, spoken):
+    page, problems = _open(microphone, site, SAY_IT, permissions=["microphone"])
+    _ready(page)
+    page.click("#say-it-record")
+    page.wait_for_function("document.querySelector('#say-it-status').textContent.startsWith('Recording: ')"
+                           " && /[0-9]/.test(document.querySelector('#say-it-status').textContent)", timeout=10_000)
+    page.wait_for_timeout(int(1000 * spoken["seconds"]))
+    _unsettle(page)
+    page.click("#say-it-stop")
+    status = _status(page)
+    last = page.evaluate("window.sayIt.last")
+    assert last is not None, status
+    assert last["text"] == spoken["cli"] == spoken["said"], (spoken["source"], status)
+    assert len(last["confidences"]) == len(last["text"].split()) and all(0 < c <= 1 for c in last["confidences"])
+    assert last["rows"] == len(last["text"].split()) + 1           # one row per symbol, </s> included
+    words = page.locator("#say-it-heard li").all_inner_texts()
+    assert [w.split()[0] for w in words] == last["text"].split()
+    assert not page.locator("#say-it-play").is_disabled()
+    page.click("#say-it-play")
+    page.wait_for_timeout(200)
+    assert not problems, problems
+    page.close()
+
+
+def test_say_it_refused_microphone_gets_one_sentence(microphone, site):
+    page, problems = _open(microphone, site, SAY_IT)               # the permission is not granted
+    _ready(page)
+    page.click("#say-it-record")
+    status = _status(page)
+    assert status.startswith("The microphone was refused"), status
+    assert page.evaluate("window.sayIt.last") is None
+    assert not problems, problems
+    page.close()
+
+
+def test_say_it_examples_are_heard_as_transcribe_hears_them(browser, site):
+    from speechmodels.transcribe import transcribe_file
+    page, problems = _open(browser, site, SAY_IT)
+    _ready(page)
+    examples = json.loads((SITE / "book" / "say_it" / "examples.json").read_text())
+    assert {e["source"] for e in examples} == {"real", "synthetic"}
+    buttons = page.locator(".say-it-example")
+    assert buttons.count() == len(examples)
+    for i, example in enumerate(examples):
+        _unsettle(page)
+        buttons.nth(i).click()
+        status = _status(page)
+        last = page.evaluate("window.sayIt.last")
+        t = transcribe_file(REPO / "data" / "wav" / example["file"])
+        assert last is not None and last["text"] == t.text, (example["file"], status)
+        np.testing.assert_allclose(last["confidences"], t.confidences, atol=1e-3)
+        assert f"“{example['text']}”" in status
+    assert not problems, problems
+    page.close()
+
+
+@pytest.mark.parametrize("case, script, expected", [
+    ("no WebAssembly", "delete window.WebAssembly;", "This browser cannot run WebAssembly"),
+    ("no microphone at all", "Object.defineProperty(navigator, 'mediaDevices', {value: undefined});",
+     "This browser gives the page no microphone"),
+    ("no microphone found", "navigator.mediaDevices.getUserMedia = () => "
+     "Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));", "No microphone was found"),
+])
+def test_say_it_without_what_it_needs_says_so(browser, site, case, script, expected):
+    page = browser.new_page()
+    page.add_init_script(script)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site) else route.abort())
+    page.goto(site + SAY_IT, wait_until="networkidle")
+    if case != "no WebAssembly":
+        _ready(page)
+        page.click("#say-it-record")
+    page.wait_for_function(f"document.querySelector('#say-it-status').textContent.startsWith({json.dumps(expected)})",
+                           timeout=20_000)
+    assert page.inner_text("#say-it-status").count(". ") == 0        # one sentence
+    assert not problems, problems
+    page.close()
+
+
+def test_say_it_refuses_short_silent_quiet_and_stops_long_recordings(microphone, site):
+    page, problems = _open(microphone, site, SAY_IT, permissions=["microphone"])
+    _ready(page)
+    rng = np.random.default_rng(0)
+    cases = {"That was only 0.10 s": np.zeros(800) + 0.5,
+             "The recording is silent": np.zeros(16_000),
+             "The recording is too quiet": rng.normal(0, 0.003, 16_000)}
+    for expected, samples in cases.items():
+        _unsettle(page)
+        page.evaluate("samples => window.sayIt.transcribe(samples)", samples.tolist())
+        assert _status(page).startswith(expected), expected
+        assert page.evaluate("window.sayIt.last") is None
+    page.evaluate("window.sayIt.maxSeconds = 1")         # the page's 10 s, made short for the test
+    _unsettle(page)
+    page.click("#say-it-record")
+    status = _status(page)
+    assert status.startswith("The recording stopped at 1 s, the longest this page takes."), status
+    assert not problems, problems
+    page.close()
+
+
+def test_say_it_is_usable_400_px_wide(browser, site):
+    page, problems = _open(browser, site, SAY_IT)
+    page.set_viewport_size({"width": 400, "height": 800})
+    _ready(page)
+    page.locator(".say-it-example").last.click()
+    _status(page)
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= 400, f"the page scrolls sideways at 400 px: {width} px wide"
+    for selector in ("#say-it-record", "#say-it-stop", "#say-it-play", ".say-it-example >> nth=-1",
+                     "#say-it-attention"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 400, f"{selector} is cut off: {box}"
+    page.locator("#say-it-record").click(trial=True)     # nothing covers it
+    assert not problems, problems
+    page.close()
+
+
+def test_say_it_is_linked_from_chapter_5_and_the_intro(book):
+    """From the text itself (every page's sidebar links every page): chapter 5's "Your own voice"
+    and the intro's map of the course."""
+    for page, section in (("book/ch05_autoregression.html", "your-own-voice"), ("book/intro.html", "map-of-the-course")):
+        text = (book / page).read_text()
+        body = text[text.index(f'<section id="{section}"'):]
+        body = body[:body.find("<section", 1)]
+        assert 'href="say_it.html' in body, f"{page}, section {section}, does not link the page Say it"
+    folder = book / "book" / "say_it"
+    for name in ("encoder.onnx", "decoder.onnx", "ort-wasm-simd-threaded.wasm", "ort.wasm.bundle.min.mjs",
+                 "say_it.js", "examples.json"):
+        assert (folder / name).is_file(), f"the site lacks say_it/{name}"
