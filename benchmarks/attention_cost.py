@@ -14,8 +14,8 @@ one utterance (B = 1) goes forward, without gradients, through
 One thread (``--threads``): on a 2-core machine shared with other jobs a second thread
 waits for a busy core and makes timings erratic, and one thread already shows the point,
 since attention does its T x T work as a few large matrix products while the GRU takes
-T small sequential steps. Wall time is the best of several repeats (the machine is shared, and the best run is the
-one least disturbed by other jobs). Peak memory is the largest amount of memory the
+T small sequential steps. Wall time is the best of at least ``--repeats`` runs (10; the best run is the one least
+disturbed by other jobs), and the median is kept beside it. Peak memory is the largest amount of memory the
 forward pass itself held at one time, taken from PyTorch's profiler (every allocation and
 free of the CPU allocator, in order), so the interpreter and libraries are not counted.
 Chapter 4 plots the committed JSON; it never runs this script.
@@ -28,6 +28,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
@@ -51,16 +52,18 @@ def peak_bytes(forward) -> int:
     return peak
 
 
-def best_seconds(forward, min_repeats: int = 3, budget: float = 2.0) -> float:
+def timings(forward, min_repeats: int = 3, budget: float = 2.0, most: int = 20) -> list[float]:
+    """Seconds of each run of ``forward``: at least ``min_repeats`` runs, then more while the
+    budget of seconds lasts, at most ``most``."""
     times, started = [], time.perf_counter()
-    while len(times) < min_repeats or (time.perf_counter() - started < budget and len(times) < 20):
+    while len(times) < min_repeats or (time.perf_counter() - started < budget and len(times) < most):
         tic = time.perf_counter()
         forward()
         times.append(time.perf_counter() - tic)
-    return min(times)
+    return times
 
 
-def measure(lengths, threads: int) -> dict:
+def measure(lengths, threads: int, repeats: int = 3) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     layers = {"self-attention": EncoderLayer(D_MODEL, N_HEADS, D_FF).eval(),
@@ -74,7 +77,9 @@ def measure(lengths, threads: int) -> dict:
                 with torch.no_grad():
                     return layer(x)
             forward()                                      # warm-up
-            row[name] = {"seconds": best_seconds(forward), "peak_bytes": peak_bytes(forward)}
+            times = timings(forward, min_repeats=repeats, most=max(20, repeats))
+            row[name] = {"seconds": min(times), "median_seconds": float(np.median(times)),
+                         "repeats": len(times), "peak_bytes": peak_bytes(forward)}
         rows.append(row)
         print(f"T = {T:5d}  self-attention {row['self-attention']['seconds'] * 1e3:8.2f} ms "
               f"{row['self-attention']['peak_bytes'] / 2**20:8.1f} MiB   "
@@ -82,21 +87,25 @@ def measure(lengths, threads: int) -> dict:
               flush=True)
     return {"layers": {"self-attention": f"EncoderLayer(d_model={D_MODEL}, n_heads={N_HEADS}, d_ff={D_FF}), pre-norm",
                        "GRU": f"nn.GRU({D_MODEL}, {D_MODEL}), one direction"},
-            "batch": 1, "grad": False, "rows": rows}
+            "batch": 1, "grad": False, "repeats": repeats, "rows": rows}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=10, help="runs at least, per layer and length")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--contention", default="shared with other jobs",
+                        help="what else ran on the machine meanwhile (stored in the note)")
     args = parser.parse_args()
     started, cpu = time.perf_counter(), time.process_time()
-    result = measure(args.lengths, args.threads)
+    result = measure(args.lengths, args.threads, args.repeats)
     result.update(threads=args.threads, wall_seconds=round(time.perf_counter() - started, 1),
                   cpu_seconds=round(time.process_time() - cpu, 1),
                   machine=f"{platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}",
-                  note="measured on a 2-core machine shared with other jobs; times are the best of repeats")
+                  note=f"measured on a 2-core machine ({args.contention}); times are the best of at least "
+                       f"{args.repeats} repeats (median_seconds: their median)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -412,7 +412,8 @@ def test_committed_speech_weights_have_one_local_head_on_both_sources():
     assert local["synthetic"] == local["real"], local
     for source, r in ratios.items():
         rest = np.delete(r.ravel(), np.ravel_multi_index(local[source], r.shape))
-        assert r[local[source]] < 0.65 and np.sort(rest)[1] > 0.75, (source, r.round(2))
+        # one head clearly apart from the rest (chapter 4 calls the others milder or near uniform)
+        assert r[local[source]] < 0.6 and rest.min() > r[local[source]] + 0.15, (source, r.round(2))
         assert r[0].min() > 0.75, (source, r[0])                            # layer 1: near uniform
 
 
