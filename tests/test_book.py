@@ -324,6 +324,20 @@ def test_every_chapter_figure_has_a_numbered_caption(book, chapter):
         f"caption (give the cell mystnb figure metadata: caption and name)")
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_figures_are_numbered_per_chapter(book, chapter):
+    """Chapter 3's figures read Fig. 3.1, 3.2, ... in page order (tools/chapter_numbers.py), not
+    the book-wide count (its first was Fig. 15), and a {numref} shows the same number."""
+    text = (book / "book" / f"{chapter}.html").read_text()
+    number = int(chapter[2:4])
+    captions = [html.unescape(n).strip() for n in re.findall(r'class="caption-number">([^<]*)<', text)]
+    figures = [c for c in captions if c.startswith("Fig.")]
+    assert figures, f"{chapter} has no numbered figure"
+    assert figures == [f"Fig. {number}.{i}" for i in range(1, len(figures) + 1)], (chapter, figures)
+    refs = re.findall(r'<span class="std std-numref">Fig\. ([0-9.]+)</span>', text)
+    assert all(ref.startswith(f"{number}.") for ref in refs), (chapter, refs)
+
+
 # ------------------------------------------------------------------ audio players (issue 18)
 
 # every <audio> under the node an XPath names, and whether the browser read its sound
