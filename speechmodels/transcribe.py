@@ -7,11 +7,11 @@ features, encoder, search; loading the model once is not counted), here with the
 committed when this was written (a retrained model hears it differently)::
 
     $ python -m speechmodels.transcribe data/wav/real_3_digits.wav     # lucas said "seven two six"
-    heard: seven seven six  (776)
-      seven  0.948
-      seven  0.555
-      six    0.792
-    took 0.141 s: greedy search over 1.62 s of audio (8000 Hz, 1 channel)
+    heard: seven two six  (726)
+      seven  0.941
+      two    0.843
+      six    0.882
+    took 0.715 s: greedy search over 1.62 s of audio (8000 Hz, 1 channel)
 
 and, with ``--plot``, saves the spectrogram with the cross-attention map under it.
 
@@ -47,8 +47,8 @@ frames that per-utterance normalisation needs; one step normalises to all zeros)
 
     from speechmodels.transcribe import transcribe_file, plot_transcript
     t = transcribe_file("data/wav/real_3_digits.wav", beam=1)
-    t.text, t.words, t.confidences, t.seconds     # "seven seven six", ("seven", ...), (0.948, ...), 0.14
-    t.digits, t.end_confidence, t.duration       # "776", P(</s>) after the last word, 1.62 (s of audio)
+    t.text, t.words, t.confidences, t.seconds     # "seven two six", ("seven", ...), (0.941, ...), 0.7
+    t.digits, t.end_confidence, t.duration       # "726", P(</s>) after the last word, 1.62 (s of audio)
     t.features      # (T, 40) float32 log-mel, 50 frames per second: the spectrogram
     t.attention     # (len(words) + 1, T // 4) float32: the last decoder layer's cross-attention,
                     # mean over heads; one row per emitted symbol (the last is </s>), one column
