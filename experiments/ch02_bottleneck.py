@@ -17,17 +17,12 @@ with its attention models trained by the same `train` on the same `CONFIG`.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import time
 from pathlib import Path
 
-import torch
-
-from speechcourse.corpus import load_split
+from speechmodels.experiment import experiment_parser, machine, mistakes, run_record, train_and_evaluate
 from speechmodels.seq2seq import from_config
-from speechmodels.training import CONFIG, evaluate, mean_every, train
+from speechmodels.training import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "results" / "ch02_bottleneck.json"
@@ -72,15 +67,9 @@ def summarise_sources(evaluation: dict, split) -> dict:
 
 
 def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
-    torch.set_num_threads(config["threads"])
-    torch.manual_seed(config["seed"])
-    train_split = load_split("train", stack=config["stack"])
-    test_split = load_split("test_by_length", stack=config["stack"])
-    model = from_config(train_split.features[0].shape[1], config)
-    log = train(model, train_split, config, log_every=200)
-    started = time.perf_counter()
-    evaluation = evaluate(model, test_split)
-    eval_seconds = time.perf_counter() - started
+    trained = train_and_evaluate(lambda n_in: from_config(n_in, config), config)
+    model, log, test_split, evaluation = trained.model, trained.log, trained.test_split, trained.evaluation
+    eval_seconds = trained.eval_seconds
     hypotheses = evaluation.pop("hypotheses")
     summarise_sources(evaluation, test_split)
     per_length = len(test_split) // len(evaluation["accuracy_by_length"])
@@ -92,17 +81,9 @@ def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
         **summarise(evaluation),
         "utterances_per_length": int(per_length),
         "config": config,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(log["seconds"], 1),
-        "train_cpu_seconds": round(log["cpu_seconds"], 1),
-        "eval_seconds": round(eval_seconds, 1),
-        "steps": len(log["losses"]),
-        "loss_every_50_steps": mean_every(log["losses"], 50),
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread"
-                   + ("s" if config["threads"] > 1 else ""),
-        "contention": contention,
-        "examples": [{"ref": r, "hyp": h} for r, h in zip(test_split.texts, hypotheses)
-                     if r != h][:10],
+        **run_record(model, log, eval_seconds, contention),
+        "machine": machine(config["threads"]),
+        "examples": mistakes(test_split.texts, hypotheses),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -110,12 +91,7 @@ def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--contention", default="none recorded",
-                        help="what else ran on the machine meanwhile (stored in the JSON)")
-    args = parser.parse_args()
+    args = experiment_parser(__doc__, CONFIG["steps"], OUT).parse_args()
     result = run(dict(CONFIG, steps=args.steps), args.out, args.contention)
     print(f"trained {result['steps']} steps in {result['train_seconds']} s "
           f"({result['train_cpu_seconds']} s CPU)")

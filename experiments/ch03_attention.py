@@ -18,9 +18,7 @@ book/results/ch03_{dot,location}.pt (float16 state_dicts, < 2 MB) and ch03_phras
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,11 +29,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ch02_bottleneck import summarise, summarise_sources  # noqa: E402
 
-from speechcourse.corpus import load_split  # noqa: E402
 from speechcourse.phrases import SOURCE_VOCAB, TARGET_VOCAB, make_pairs  # noqa: E402
 from speechmodels.batches import pad_targets  # noqa: E402
 from speechmodels.attention import speech_model, text_model  # noqa: E402
-from speechmodels.training import CONFIG, evaluate, mean_every, sequence_loss, train  # noqa: E402
+from speechmodels.experiment import experiment_parser, machine, mistakes, run_record, save_half, train_and_evaluate  # noqa: E402
+from speechmodels.training import CONFIG, sequence_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "book" / "results"
@@ -62,19 +60,10 @@ PHRASES = {"train_pairs": 4000, "test_pairs": 300, "steps": 1500, "batch_size": 
            "hidden": 32, "emb": 16, "score": "additive", "seed": 0}
 
 
-def save_half(model: torch.nn.Module, path: Path) -> None:
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, path)
-
-
 def train_speech(score: str, config: dict, contention: str, folder: Path = RESULTS) -> dict:
-    torch.manual_seed(config["seed"])
-    train_split = load_split("train", stack=config["stack"])
-    test_split = load_split("test_by_length", stack=config["stack"])
-    model = speech_model(train_split.features[0].shape[1], score, config)
-    log = train(model, train_split, config, log_every=200)
-    started = time.perf_counter()
-    evaluation = evaluate(model, test_split)
-    eval_seconds = time.perf_counter() - started
+    trained = train_and_evaluate(lambda n_in: speech_model(n_in, score, config), config)
+    model, log, test_split, evaluation = trained.model, trained.log, trained.test_split, trained.evaluation
+    eval_seconds = trained.eval_seconds
     hypotheses = evaluation.pop("hypotheses")
     summarise_sources(evaluation, test_split)
     save_half(model, folder / f"ch03_{score}.pt")
@@ -82,14 +71,8 @@ def train_speech(score: str, config: dict, contention: str, folder: Path = RESUL
         "model": DESCRIPTIONS[score],
         **evaluation,
         **summarise(evaluation),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(log["seconds"], 1),
-        "train_cpu_seconds": round(log["cpu_seconds"], 1),
-        "eval_seconds": round(eval_seconds, 1),
-        "steps": len(log["losses"]),
-        "loss_every_50_steps": mean_every(log["losses"], 50),
-        "contention": contention,
-        "examples": [{"ref": r, "hyp": h} for r, h in zip(test_split.texts, hypotheses) if r != h][:10],
+        **run_record(model, log, eval_seconds, contention),
+        "examples": mistakes(test_split.texts, hypotheses),
     }
 
 
@@ -130,13 +113,9 @@ def train_phrases(p: dict, folder: Path = RESULTS) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = experiment_parser(__doc__, CONFIG["steps"], OUT)
     parser.add_argument("--scores", nargs="*", default=["dot", "location", "phrases"],
                         choices=["dot", "location", "phrases"])
-    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--contention", default="none recorded",
-                        help="what else ran on the machine meanwhile (stored in the JSON)")
     args = parser.parse_args()
     config = dict(CONFIG, steps=args.steps)
     torch.set_num_threads(config["threads"])
@@ -155,8 +134,7 @@ def main() -> None:
     # merge into the file as it is now (another run may have written its model meanwhile)
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result.update(fields=FIELDS, split="test_by_length", config=config,
-                  machine=f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread"
-                          + ("s" if config["threads"] > 1 else ""))
+                  machine=machine(config["threads"]))
     models, weights = result.setdefault("models", {}), result.setdefault("weights", {})
     if CH02.exists():
         ch02 = json.loads(CH02.read_text())

@@ -16,25 +16,17 @@ state_dict) beside it, which chapter 3 loads to draw the CTC spikes.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ch02_bottleneck import summarise, summarise_sources  # noqa: E402
-from ch03_attention import save_half  # noqa: E402
 
-from speechcourse.corpus import load_split  # noqa: E402
-from speechmodels.batches import make_batch  # noqa: E402
 from speechmodels.ctc import LABELS, ctc_model  # noqa: E402
 from speechmodels.metrics import binomial_interval, bootstrap_interval, wer  # noqa: E402
-from speechmodels.training import CONFIG, evaluate, mean_every, train  # noqa: E402
+from speechmodels.experiment import experiment_parser, machine, mistakes, run_record, save_half, train_and_evaluate  # noqa: E402
+from speechmodels.training import CONFIG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "results" / "ch03_ctc.json"
@@ -82,16 +74,10 @@ def source_scores(split, hyps: list[str], scores: dict) -> dict:
 
 
 def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
-    torch.set_num_threads(config["threads"])
-    torch.manual_seed(config["seed"])
-    train_split = load_split("train", stack=config["stack"])
-    test_split = load_split("test_by_length", stack=config["stack"])
+    trained = train_and_evaluate(lambda n_in: ctc_model(n_in, config), config)
+    model, log, test_split, evaluation = trained.model, trained.log, trained.test_split, trained.evaluation
+    eval_seconds, train_split = trained.eval_seconds, trained.train_split
     infeasible = sum(len(f) < needed_frames(t) for f, t in zip(train_split.features, train_split.texts))
-    model = ctc_model(train_split.features[0].shape[1], config)
-    log = train(model, train_split, config, log_every=200)
-    started = time.perf_counter()
-    evaluation = evaluate(model, test_split)
-    eval_seconds = time.perf_counter() - started
     hypotheses = evaluation["hypotheses"]
     summarise_sources(evaluation, test_split)
     for source, scores in evaluation["by_source"].items():
@@ -109,30 +95,18 @@ def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
         **summarise(evaluation),
         "utterances_per_length": len(test_split) // len(evaluation["accuracy_by_length"]),
         "config": config,
-        "parameters": sum(p.numel() for p in model.parameters()),
         "weights": "ch03_ctc.pt",
         "infeasible_train_utterances": int(infeasible),
-        "train_seconds": round(log["seconds"], 1),
-        "train_cpu_seconds": round(log["cpu_seconds"], 1),
-        "eval_seconds": round(eval_seconds, 1),
-        "steps": len(log["losses"]),
-        "loss_every_50_steps": mean_every(log["losses"], 50),
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread"
-                   + ("s" if config["threads"] > 1 else ""),
-        "contention": contention,
-        "examples": [{"ref": r, "hyp": h} for r, h in zip(test_split.texts, hypotheses) if r != h][:10],
+        **run_record(model, log, eval_seconds, contention),
+        "machine": machine(config["threads"]),
+        "examples": mistakes(test_split.texts, hypotheses),
     }
     out.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--contention", default="none recorded",
-                        help="what else ran on the machine meanwhile (stored in the JSON)")
-    args = parser.parse_args()
+    args = experiment_parser(__doc__, CONFIG["steps"], OUT).parse_args()
     result = run(dict(CONFIG, steps=args.steps), args.out, args.contention)
     print(f"trained {result['steps']} steps in {result['train_seconds']} s ({result['train_cpu_seconds']} s CPU)")
     for source, scores in result["by_source"].items():

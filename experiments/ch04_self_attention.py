@@ -17,20 +17,19 @@ draw maps: ch04_self_attention.pt (float16, about 1 MB) and ch04_text_encoder.pt
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from speechcourse.corpus import DIGIT_VOCAB, load_split
+from speechcourse.corpus import DIGIT_VOCAB
 from speechcourse.phrases import SOURCE_VOCAB, TARGET_VOCAB, make_pairs
 from speechmodels.attention import AttentionDecoder, AttentionSeq2Seq
 from speechmodels.batches import pad_targets
-from speechmodels.training import CONFIG, FrontEnd, evaluate, mean_every, sequence_loss, train
+from speechmodels.experiment import experiment_parser, machine, run_record, save_half, train_and_evaluate
+from speechmodels.training import CONFIG, FrontEnd, mean_every, sequence_loss
 from speechmodels.transformer import SelfAttentionEncoder, TextSelfAttentionEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,14 +97,9 @@ def train_text(model, text: dict = TEXT) -> dict:
 
 
 def run(config: dict, text: dict, out: Path, contention: str = "none recorded") -> dict:
-    torch.set_num_threads(config["threads"])
-    torch.manual_seed(config["seed"])
-    train_split = load_split("train", stack=config["stack"])
-    test_split = load_split("test_by_length", stack=config["stack"])
-    model = speech_model(train_split.features[0].shape[1], config)
-    log = train(model, train_split, config, log_every=200)
-    started = time.perf_counter()
-    scores = evaluate(model, test_split)
+    trained = train_and_evaluate(lambda n_in: speech_model(n_in, config), config)
+    model, log, test_split, scores = trained.model, trained.log, trained.test_split, trained.evaluation
+    eval_seconds = trained.eval_seconds
     hypotheses = scores.pop("hypotheses")
     text_net = text_model(text)
     text_log = train_text(text_net, text)
@@ -117,21 +111,15 @@ def run(config: dict, text: dict, out: Path, contention: str = "none recorded") 
         "examples": [{"text": test_split.texts[i], "heard": hypotheses[i]} for i in range(0, len(hypotheses), 50)],
         "utterances_per_length": int(len(test_split) // len(scores["accuracy_by_length"])),
         "config": config, "encoder": ENCODER, "score": SCORE,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        **run_record(model, log, eval_seconds, contention),
         "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
-        "steps": len(log["losses"]),
-        "train_seconds": round(log["seconds"], 1), "train_cpu_seconds": round(log["cpu_seconds"], 1),
-        "eval_seconds": round(time.perf_counter() - started, 1),
-        "loss_every_50_steps": mean_every(log["losses"]),
         "text_task": {"config": text, **text_log,
                       "parameters": sum(p.numel() for p in text_net.parameters())},
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s)",
-        "contention": contention,
+        "machine": machine(config["threads"]),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
-               out.with_suffix(".pt"))
+    save_half(model, out.with_suffix(".pt"))
     torch.save(text_net.state_dict(), out.with_name("ch04_text_encoder.pt") if out == OUT
                else out.with_name(out.stem + "_text.pt"))
     return result
@@ -152,12 +140,8 @@ def load_text_model(path: Path = OUT.with_name("ch04_text_encoder.pt")) -> Atten
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=CONFIG["steps"])
+    parser = experiment_parser(__doc__, CONFIG["steps"], OUT)
     parser.add_argument("--text-steps", type=int, default=TEXT["steps"])
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--contention", default="none recorded",
-                        help="what else ran on the machine meanwhile (stored in the JSON)")
     args = parser.parse_args()
     result = run(dict(CONFIG, steps=args.steps), dict(TEXT, steps=args.text_steps), args.out, args.contention)
     print(f"trained {result['steps']} steps in {result['train_seconds']} s "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from speechcourse.corpus import DIGIT_VOCAB, SOURCES, load_split
 from speechmodels.batches import make_batch
 from speechmodels.decoding import beam_decode, greedy
+from speechmodels.experiment import machine, save_half
 from speechmodels.metrics import binomial_interval, bootstrap_interval, cer, wer
 from speechmodels.recogniser import DECODER, ENCODER, Recogniser, decoder_mask
 from speechmodels.training import (CONFIG, batch_tensors, by_source, mean_every, score_by_length,
@@ -213,8 +213,7 @@ def run_capstone(config: dict, out: Path, trained: Path | None = None, parts=PAR
     if trained is None:
         log = train(model, train_split, config, log_every=200)
         torch.save({"state": model.state_dict(), "log": log}, checkpoint_path(out))
-        torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
-                   out.with_suffix(".pt"))
+        save_half(model, out.with_suffix(".pt"))
     else:
         checkpoint = torch.load(trained)
         model.load_state_dict(checkpoint["state"])
@@ -314,7 +313,7 @@ def main_scores(model, config, log, test, contention: str) -> dict:
         "goal": bool(t["real"]["wer"] <= TARGETS["goal"]["real_wer"]
                      and result["test_isolated"]["real"]["sequence_accuracy"] >= TARGETS["goal"]["isolated_accuracy"]
                      and t["synthetic"]["wer"] <= TARGETS["goal"]["synthetic_wer"])}
-    result["machine"] = f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s)"
+    result["machine"] = machine(config["threads"])
     result["contention"] = contention
     return result
 
@@ -354,7 +353,7 @@ def run_masks(config: dict, steps: int, out: Path, contention: str = "none recor
     result = {"steps": steps, "config": dict(config, steps=steps), "masks": rows,
               "causal_from": "the capstone (same code, config, steps and seed)" if causal_from else None,
               "note": "training loss with label smoothing 0.1, so about 0.5 is its floor for a perfect copy",
-              "machine": f"{platform.machine()}, torch {torch.__version__}, {config['threads']} thread(s)",
+              "machine": machine(config["threads"]),
               "contention": contention}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
