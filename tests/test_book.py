@@ -308,6 +308,70 @@ def test_no_raw_backslash_reaches_the_reader(browser, site, path):
     page.close()
 
 
+def _toc_pages() -> list[str]:
+    """Every page of the table of contents, as its built HTML path."""
+    import yaml
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]] + [chapter["file"] for part in toc.get("parts", [])
+                             for chapter in part.get("chapters", [])]
+    return [f"{file}.html" for file in files]
+
+
+ALL_PAGES = _toc_pages()
+
+# The text a reader sees outside code and rendered math, one string per block (paragraph,
+# list item, cell, caption...). Hidden elements (a collapsed cell, say) have no client rects.
+_BODY_TEXT = """() => {
+    const skip = 'pre, code, kbd, samp, script, style, textarea, mjx-container, mjx-assistive-mml, '
+               + '.MathJax, nav, header, footer, .bd-sidebar-primary, .bd-sidebar-secondary';
+    const root = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+    const blocks = new Map();
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const parent = node.parentElement;
+        if (!parent || parent.closest(skip) || !parent.getClientRects().length) continue;
+        const block = parent.closest('p, li, td, th, dt, dd, figcaption, h1, h2, h3, h4, h5, h6, div') || root;
+        blocks.set(block, (blocks.get(block) || '') + node.data);
+    }
+    return [...blocks.values()];
+}"""
+# a Markdown table's rule row ("| --- |", "|---:|", or "| —: |" once the dashes became an em
+# dash) and math that MathJax never saw
+_RAW_MARKUP = {"Markdown table": re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]-*):?\s*\|"),
+               "math": re.compile(r"\$[^$]+\$|\\\(|\\\[|\\(?:frac|mathrm|mathbf|top|alpha)\b")}
+
+
+def _wait_for_math(page) -> None:
+    """Until MathJax (when the page loads it) has typeset everything."""
+    if page.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                               timeout=20_000)
+        page.evaluate("() => MathJax.startup.promise.then(() => true)")
+
+
+def raw_markup(page) -> list[str]:
+    """Pieces of body text that show Markdown or math source instead of what it renders to."""
+    _wait_for_math(page)
+    found = []
+    for text in page.evaluate(_BODY_TEXT):
+        for what, pattern in _RAW_MARKUP.items():
+            found += [f"{what}: ...{text[max(0, m.start() - 30):m.end() + 30]}..."
+                      for m in pattern.finditer(text)]
+    return found
+
+
+@pytest.mark.parametrize("path", ALL_PAGES)
+def test_no_raw_markdown_table_or_math_reaches_the_reader(browser, site, path):
+    """A table a page builds from results renders as a table, and its math as math: the body
+    text shows no "| ---" rule row and no "$...$" (a Markdown output rendered as CommonMark,
+    or a table whose rows lost their newlines, showed both)."""
+    page, problems = _open(browser, site, path)
+    raw = raw_markup(page)
+    assert not raw, f"{path} shows raw Markdown or math: {raw[:4]}"
+    assert not problems, problems
+    page.close()
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_figure_has_a_numbered_caption(book, chapter):
     """Each image a chapter's code draws sits in a <figure> with a "Fig. N" caption."""
