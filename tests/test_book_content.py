@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -111,6 +112,42 @@ def test_every_glossary_entry_pairs_english_and_korean():
 def test_glossary_terms_are_unique():
     seen = [t.lower() for terms, _ in glossary_entries() for t in terms]
     assert len(seen) == len(set(seen)), sorted(t for t in seen if seen.count(t) > 1)
+
+
+# Terms chapters 3-5 teach beyond the seed (issue 20), with the Korean term the glossary gives each
+TAUGHT_TERMS = {
+    "CTC (connectionist temporal classification)": "연결주의 시간 분류",
+    "label smoothing": "레이블 스무딩",
+    "cross-attention": "교차 어텐션",
+    "location-aware attention": "위치 인식 어텐션",
+    "residual connection": "잔차 연결",
+    "layer normalisation": "층 정규화",
+    "key/value cache": "키/값 캐시",
+}
+
+
+def test_glossary_has_the_terms_chapters_three_to_five_teach():
+    entries = {terms[0]: (terms[1:], definition) for terms, definition in glossary_entries()}
+    for english, korean in TAUGHT_TERMS.items():
+        assert english in entries, f"the glossary lacks {english!r}"
+        others, definition = entries[english]
+        assert korean in others, f"{english!r}: the Korean term {korean!r} is missing"
+        assert re.search(r"Chapters? \d|\{doc\}`ch\d\d_", definition), f"{english!r}: no chapter named"
+
+
+def glossary_key(term: str) -> str:
+    """The key Sphinx's `:sorted:` glossary orders by (sphinx.transforms.GlossarySorter)."""
+    return unicodedata.normalize("NFD", term.lower())
+
+
+def test_glossary_source_is_in_the_order_the_page_shows():
+    """`:sorted:` orders the rendered glossary; the source keeps that order too, so that a new
+    entry goes where a reader (of the page or of the file) looks for it."""
+    text = (BOOK / "glossary.md").read_text(encoding="utf-8")
+    assert re.search(r"```\{glossary\}\n:sorted:\n", text), "the glossary is no longer :sorted:"
+    first = [terms[0] for terms, _ in glossary_entries()]
+    misplaced = [(a, b) for a, b in zip(first, first[1:]) if glossary_key(a) > glossary_key(b)]
+    assert not misplaced, "glossary entries out of order: " + "; ".join(f"{a!r} before {b!r}" for a, b in misplaced)
 
 
 def test_every_seed_term_is_in_the_glossary():
