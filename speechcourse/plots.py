@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib.patches as mpatches
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -283,4 +284,119 @@ def plot_region_attention(regions: Sequence[Sequence[str]], path: Sequence[tuple
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title)
+    return ax
+
+
+def plot_transformer(encoder: Mapping[str, int], decoder: Mapping[str, int], front: Mapping[str, int],
+                     vocab_size: int, ax=None):
+    """Draw a pre-norm Transformer encoder and decoder, one layer of each (a diagram, no data).
+
+    ``encoder`` and ``decoder`` give ``d_model``, ``n_heads``, ``n_layers`` and ``d_ff``;
+    ``front`` the convolutions before the encoder's self-attention: ``n_in`` (features per
+    input step), ``convs``, ``kernel`` and ``stride``; ``vocab_size`` the decoder's outputs.
+    Data flows upwards. Every sub-layer is a LayerNorm, then attention or the feed-forward
+    network, then a residual "+" that adds back the sub-layer's input, carried round it on
+    the right (pre-norm: the normalisation sits inside the branch, the sum outside). The
+    decoder's cross-attention takes its queries from the decoder and its keys and values
+    from the encoder's output, the memory.
+    """
+    ax = _axis(ax, figsize=(8.4, 8.6))
+    width, height, step = 4.0, 0.64, 0.86
+    colours = {"norm": "#fff3b0", "attention": "#fde2c4", "ff": "#dbe9f6", "front": "#d8f0d2",
+               "io": "white"}
+    arrow = dict(arrowstyle="-|>", color="0.25", lw=1.0, shrinkA=0, shrinkB=0)
+
+    enc_d, dec_d = encoder["d_model"], decoder["d_model"]
+    conv = (f"{front['convs']} × (Conv1d over time, ReLU)\n"
+            f"kernel {front['kernel']}, stride {front['stride']}: {front['n_in']} → {enc_d}")
+    # (kind, text), from the bottom up: "io" a tensor, "add" a "+" node, any other kind a box of its colour
+    columns = {
+        "encoder": [("io", f"stacked log-mel frames  (T, B, {front['n_in']})"),
+                    ("front", "normalisation per utterance\nSpecAugment masks (training)"),
+                    ("front", conv),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("attention", f"self-attention\n{encoder['n_heads']} heads, d = {enc_d}"),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("ff", f"feed-forward\n{enc_d} → {encoder['d_ff']} → {enc_d}, ReLU"),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("io", f"memory  (T, B, {enc_d})")],
+        "decoder": [("io", "symbols so far: <s> $z_1 \\dots z_{U-1}$  (U, B)"),
+                    ("front", f"embedding  {vocab_size} → {dec_d}"),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("attention", f"masked self-attention\n{decoder['n_heads']} heads, causal mask"),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("attention", f"cross-attention\n{decoder['n_heads']} heads, d = {dec_d}"),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("ff", f"feed-forward\n{dec_d} → {decoder['d_ff']} → {dec_d}, ReLU"),
+                    ("add", "+"),
+                    ("norm", "LayerNorm"),
+                    ("front", f"linear  {dec_d} → {vocab_size}"),
+                    ("io", f"logits  (U, B, {vocab_size})")],
+    }
+    cross = next(i for i, (_, text) in enumerate(columns["decoder"]) if text.startswith("cross-attention"))
+    # the encoder's memory (its last row) sits level with the cross-attention that reads it
+    first_row = {"decoder": 0, "encoder": cross - (len(columns["encoder"]) - 1)}
+    centre = {"encoder": 0.0, "decoder": 6.0}
+    repeats = {"encoder": encoder["n_layers"], "decoder": decoder["n_layers"]}
+    places = {}
+    for name, items in columns.items():
+        x, n = centre[name], repeats[name]
+        ys = [(first_row[name] + i) * step for i in range(len(items))]
+        places[name] = ys
+        kinds = [kind for kind, _ in items]
+        start, end = kinds.index("norm"), len(kinds) - 1 - kinds[::-1].index("add")    # one layer
+        bottom, top = ys[start] - 0.55 * step, ys[end] + 0.5 * step
+        ax.add_patch(mpatches.FancyBboxPatch((x - width / 2 - 0.25, bottom), width + 1.0, top - bottom,
+                                             boxstyle="round,pad=0,rounding_size=0.2", fc="0.96", ec="0.55",
+                                             lw=1.0, zorder=0))
+        side = -1 if name == "encoder" else 1
+        label_x = x - width / 2 - 0.85 if side < 0 else x + width / 2 + 1.35
+        ax.text(label_x, (bottom + top) / 2, f"× {n}", ha="center", va="bottom", fontsize=13)
+        ax.text(label_x, (bottom + top) / 2 - 0.05, f"{name}\nlayers\n(pre-norm)", ha="center", va="top",
+                fontsize=8, color="0.35", style="italic")
+        for i, ((kind, text), y) in enumerate(zip(items, ys)):
+            if kind == "add":
+                ax.add_patch(mpatches.Circle((x, y), 0.19, fc="white", ec="0.25", lw=1.1, zorder=3))
+                ax.text(x, y, text, ha="center", va="center", fontsize=12, zorder=4)
+            elif kind == "io":
+                ax.text(x, y, text, ha="center", va="center", fontsize=9, zorder=4)
+            else:
+                ax.add_patch(mpatches.FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                                                     boxstyle="round,pad=0,rounding_size=0.1",
+                                                     fc=colours[kind], ec="0.35", lw=1.0, zorder=2))
+                ax.text(x, y, text, ha="center", va="center", fontsize=8.5, zorder=4, linespacing=1.15)
+            if i:                                               # the stream, from the item below
+                below_kind = items[i - 1][0]
+                low = ys[i - 1] + (0.19 if below_kind == "add" else 0.17 if below_kind == "io" else height / 2)
+                high = y - (0.19 if kind == "add" else 0.17 if kind == "io" else height / 2)
+                ax.annotate("", (x, high), (x, low), arrowprops=arrow, zorder=1)
+        for i, (kind, text) in enumerate(items):
+            if kind == "add" and items[i - 1][0] in ("attention", "ff"):
+                # the residual: branch off below the sub-layer's LayerNorm, rejoin at its "+"
+                fork, join, right = ys[i - 2] - 0.45 * step, ys[i], x + width / 2 + 0.45
+                ax.plot([x, right, right], [fork, fork, join], color="0.25", lw=1.0, zorder=1)
+                ax.plot([x], [fork], marker="o", ms=3, color="0.25", zorder=3)
+                ax.annotate("", (x + 0.19, join), (right, join), arrowprops=arrow, zorder=1)
+            elif kind == "add":                                 # the positions, added once
+                ax.annotate("", (x - 0.19, ys[i]), (x - width / 2 - 0.1, ys[i]), arrowprops=arrow)
+                ax.text(x - width / 2 - 0.15, ys[i], "sinusoidal\npositions", ha="right", va="center",
+                        fontsize=8)
+        ax.text(x, ys[0] - 0.75 * step, name, ha="center", va="top", fontsize=12, weight="bold")
+    # the memory feeds every decoder layer's cross-attention: keys and values
+    memory_y, cross_y = places["encoder"][-1], places["decoder"][cross]
+    ax.annotate("", (centre["decoder"] - width / 2, cross_y), (centre["encoder"] + 1.3, memory_y),
+                arrowprops=dict(arrow, color="tab:red", lw=1.4))
+    ax.text((centre["encoder"] + centre["decoder"] - width / 2 + 1.3) / 2, memory_y + 0.12, "keys, values",
+            ha="center", va="bottom", fontsize=8, color="tab:red")
+    ys = [y for column in places.values() for y in column]
+    ax.set_xlim(centre["encoder"] - width / 2 - 1.45, centre["decoder"] + width / 2 + 1.9)
+    ax.set_ylim(min(ys) - 1.5 * step, max(ys) + 0.6 * step)
+    ax.set_aspect("equal")
+    ax.axis("off")
     return ax
