@@ -310,3 +310,74 @@ def test_no_raw_backslash_escape_in_text_mode_math():
         for group in re.findall(r"\\(?:texttt|text|textrm|textbf|textit|mbox)\{([^{}]*)\}", text):
             assert "\\_" not in group and "\\%" not in group and "\\&" not in group, (
                 f"{name}: \\text-mode group {{{group}}} would show its backslash: use \\mathtt")
+
+
+# ------------------------------------------------------------ bookkeeping behind a toggle
+
+HIDDEN = {"hide-input", "remove-input", "remove-cell"}
+GLUE = {"g", "glue"}                                     # chapters glue with glue(...) or their helper g(...)
+SHOWN = {"display", "Markdown", "HTML", "table"}         # tables and text built for the page
+READS_RESULTS = re.compile(r"results/|\bRESULTS\b|json\.loads?\(|torch\.load\(|load_state_dict\(")
+
+
+def _cells_with_tags(page: Path):
+    """(tags, source) of each code cell of a page, tags from ``:tags:`` or the YAML header."""
+    for cell in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+        header = ""
+        if cell.startswith("---\n"):
+            header, _, cell = cell[4:].partition("\n---\n")
+        options = re.match(r"(:\w[\w-]*:.*\n)*", cell).group(0)
+        tags = {t.strip() for group in re.findall(r"tags:\s*\[([^\]]*)\]", header + options)
+                for t in group.split(",")}
+        yield tags, cell[len(options):]
+
+
+def _bookkeeping_counts(source: str) -> tuple[int, int, int]:
+    """(code lines, lines of glue calls, lines of bookkeeping) of a cell's source.
+
+    Bookkeeping is gluing, importing, IPython magics, reading a committed result and building
+    a table or text for the page; a call counts for every line it spans.
+    """
+    lines = dict(enumerate(source.splitlines(), 1))
+    code = {i for i, line in lines.items() if line.strip() and not line.lstrip().startswith("#")}
+    magic = {i for i, line in lines.items() if line.lstrip().startswith("%")}
+    glue, kept = set(), magic | {i for i, line in lines.items() if READS_RESULTS.search(line)}
+    for node in ast.walk(ast.parse("\n".join("" if i in magic else line for i, line in lines.items()))):
+        name = getattr(node.func, "id", None) if isinstance(node, ast.Call) else None
+        if name in GLUE | SHOWN or isinstance(node, (ast.Import, ast.ImportFrom)):
+            span = set(range(node.lineno, node.end_lineno + 1))
+            kept |= span
+            glue |= span if name in GLUE else set()
+    return len(code), len(glue & code), len(kept & code)
+
+
+def _bookkeeping_only(source: str) -> str | None:
+    """Why a cell's code is bookkeeping that the reader should not have to read past, or None."""
+    n, glue, kept = _bookkeeping_counts(source)
+    if glue >= 3 and glue > n / 2:
+        return f"{glue} of its {n} lines glue numbers"
+    if n > 25 and kept > n / 2:
+        return f"{kept} of its {n} lines import, glue, read results or build tables"
+    return None
+
+
+def test_bookkeeping_rule_tells_plumbing_from_teaching():
+    plumbing = "\n".join(f'g("n_{i}", result["n"][{i}])' for i in range(4)) + "\nprint(result)\n"
+    assert _bookkeeping_only(plumbing) == "4 of its 5 lines glue numbers"
+    setup = "%matplotlib inline\n" + "import numpy\n" * 20 + 'result = json.loads(Path("results/x.json").read_text())\n' \
+        + "x = 1\n" * 5
+    assert _bookkeeping_only(setup) == "22 of its 27 lines import, glue, read results or build tables"
+    teaching = "scores = q @ k.T\nweights = softmax(scores)\nout = weights @ v\nglue('ch_gap', 1.0, display=False)\n"
+    assert _bookkeeping_only(teaching) is None
+
+
+@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("ch[0-9][0-9]_*.md")))
+def test_bookkeeping_cells_hide_their_code(chapter):
+    """A cell that mostly glues numbers, or a long one made mostly of imports, glue, results
+    reading and tables, hides its code (hide-input, or remove-input), as d2l hides its
+    plumbing: the code a reader sees is the code that teaches."""
+    for tags, source in _cells_with_tags(BOOK / chapter):
+        why = _bookkeeping_only(source)
+        first = next(line for line in source.splitlines() if line.strip())
+        assert not why or tags & HIDDEN, (f"{chapter}: the cell starting {first!r} is bookkeeping ({why}): "
+                                          f"give it :tags: [hide-input] (or remove-input)")
