@@ -158,6 +158,43 @@ def test_every_seed_term_is_in_the_glossary():
         assert term.lower() in english, f"seed term {phrase!r}: glossary lacks {term!r}"
 
 
+def _quoted_letters(text: str) -> str:
+    """Text as a quote is compared with the note: MyST roles and backticks unwrapped, and
+    whitespace and the note's list punctuation (* : . , ( ) - → =) dropped, since a quote
+    joins the note's lines and bullets into one sentence."""
+    text = re.sub(r"\{\w+\}`([^`<]*)(?:<[^>]*>)?`", r"\1", text).replace("`", "")
+    return re.sub(r"[\s*:.,()\-→=]", "", text)
+
+
+def test_the_notes_korean_quoted_as_it_is_written():
+    """Every quotation with Korean in it (a page of the book or a lab's instructions) is the
+    note's own words, in the note's order; "…" marks what a quote leaves out. A paraphrase in
+    quotation marks (Lab 5 once quoted "그것이 다시 입력으로 들어가서 두번째 단어에 영향을 줌",
+    which the note never says) fails."""
+    seed = _quoted_letters(_seed_text())
+    texts = {page.name: page.read_text(encoding="utf-8") for page in BOOK.glob("*.md")}
+    for lab in lab_names():
+        notebook = nbformat.read(source_notebook(lab), as_version=4)
+        texts[lab] = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    quote = re.compile(r'["“]([^"”\n]*(?:\n[^"”\n]+)*)["”]')
+    checked, wrong = 0, []
+    for name, text in texts.items():
+        for match in quote.finditer(text):
+            words = match.group(1)
+            if not re.search(r"[\uac00-\ud7a3]", words) or len(words) > 300:
+                continue
+            checked += 1
+            at = 0
+            for piece in filter(None, (_quoted_letters(p).lower() for p in re.split(r"…|\.\.\.", words))):
+                at = seed.find(piece, at)
+                if at < 0:
+                    wrong.append(f"{name}: {words[:80]!r}")
+                    break
+                at += len(piece)
+    assert checked >= 20, f"only {checked} Korean quotations found: is the pattern still right?"
+    assert not wrong, "quoted as the note's words, but the note does not say them: " + "; ".join(wrong)
+
+
 def test_term_roles_point_at_glossary_terms():
     terms = {t.lower() for ts, _ in glossary_entries() for t in ts}
     for page in BOOK.glob("*.md"):
