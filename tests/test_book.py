@@ -296,6 +296,120 @@ def test_no_math_or_code_wider_than_its_column(browser, site, path, width):
     page.close()
 
 
+# Every page of the book, as _toc.yml lists them (chapters, labs, the intro, the glossary, ...).
+def _toc_pages() -> list[str]:
+    import yaml
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]] + [entry["file"] for part in toc.get("parts", [])
+                             for entry in part.get("chapters", [])]
+    return [f"{file}.html" for file in files]
+
+
+TOC_PAGES = _toc_pages()
+
+
+def _open_all(page) -> None:
+    """Wait for MathJax to typeset the page, and open every dropdown and toggle, as a reader may."""
+    if page.locator("span.math, div.math").count():
+        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+        page.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise")
+    page.evaluate("""() => {
+        document.querySelectorAll('details').forEach(d => d.open = true);
+        document.querySelectorAll('button.toggle-button-hidden').forEach(b => b.click());
+    }""")
+    page.wait_for_timeout(500)       # sphinx-togglebutton's transition takes 0.3 s
+
+
+# Math cut off by a box that clips it. For every formula on the page, the boxes of its glyphs
+# (mjx-c) and rules (fraction bars, roots) must lie inside every ancestor whose overflow is not
+# visible, with at least 1 px to spare above and below: a glyph's ink reaches the top or bottom
+# of its box (the bar of ⊤ is its top edge) and antialiasing a pixel beyond, so a box that ends
+# where the glyph's box ends cuts it (issue 20: the top of ⊤ in h_t^⊤). Sideways, glyph boxes
+# carry side bearings, so a glyph box may cross a box that hides by less than 1 px; a box that
+# scrolls sideways (overflow auto) holds what the reader can scroll to, and only itself must fit
+# in the boxes around it.
+_CLIPPED_MATH = """() => {
+    const cut = [];
+    for (const math of document.querySelectorAll('mjx-container')) {
+        if (!math.getClientRects().length) continue;
+        const boxes = [...math.querySelectorAll('mjx-c, mjx-line, mjx-rule')]
+            .filter(g => !g.closest('mjx-assistive-mml') && getComputedStyle(g).visibility === 'visible')
+            .map(g => g.getBoundingClientRect())
+            .filter(r => r.width > 0 && r.height > 0);
+        if (!boxes.length) continue;
+        const top = Math.min(...boxes.map(r => r.top)), bottom = Math.max(...boxes.map(r => r.bottom));
+        let left = Math.min(...boxes.map(r => r.left)), right = Math.max(...boxes.map(r => r.right));
+        for (let box = math; box && box !== document.body; box = box.parentElement) {
+            const style = getComputedStyle(box);
+            if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+            const r = box.getBoundingClientRect();
+            const inner = {top: r.top + box.clientTop, left: r.left + box.clientLeft};
+            const above = top - inner.top, below = inner.top + box.clientHeight - bottom;
+            const before = left - inner.left, after = inner.left + box.clientWidth - right;
+            const scrolls = ['auto', 'scroll'].includes(style.overflowX);
+            const excess = Math.max(style.overflowY === 'visible' ? -Infinity : 1 - Math.min(above, below),
+                                    scrolls ? -Infinity : -1 - Math.min(before, after));
+            if (excess > 0) {
+                cut.push({excess, text: `${math.getAttribute('display') === 'true' ? 'display' : 'inline'} `
+                    + `"${math.textContent.trim().slice(0, 50)}" in ${box.tagName.toLowerCase()}.`
+                    + `${[...box.classList].slice(0, 2).join('.')} (overflow ${style.overflowX} ${style.overflowY}): `
+                    + `${above.toFixed(1)} px above, ${below.toFixed(1)} px below, `
+                    + `${before.toFixed(1)} px left, ${after.toFixed(1)} px right`});
+                break;
+            }
+            if (scrolls) {           // what lies beyond is scrolled to; the boxes around hold the scroller
+                left = Math.max(left, inner.left);
+                right = Math.min(right, inner.left + box.clientWidth);
+            }
+        }
+    }
+    return cut.sort((a, b) => b.excess - a.excess).map(c => c.text);     // the worst first
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_no_math_is_clipped(browser, site, path, width):
+    page, problems = _open(browser, site, path, viewport={"width": width, "height": 900})
+    _open_all(page)
+    cut = page.evaluate(_CLIPPED_MATH)
+    assert not cut, (f"{path} at {width} px: {len(cut)} formulas are cut off, or less than 1 px "
+                     f"from the edge of a box that clips them: {cut[:4]}")
+    assert not problems, problems
+    page.close()
+
+
+# What sticks out of the right edge of the viewport, outside any box that scrolls or clips it
+# (the innermost such elements; a formula or a piece of code is named whole).
+_STICKING_OUT = """() => {
+    const width = document.documentElement.clientWidth, found = new Map();
+    for (const el of document.body.querySelectorAll('*')) {
+        const right = el.getBoundingClientRect().right;
+        if (right <= width + 1 || getComputedStyle(el).visibility !== 'visible') continue;
+        let held = false;
+        for (let box = el.parentElement; box && box !== document.body; box = box.parentElement)
+            if (getComputedStyle(box).overflowX !== 'visible') { held = box.getBoundingClientRect().right <= width + 1; break; }
+        const whole = el.closest('mjx-container, code, pre, table, img, svg') || el;
+        if (!held) found.set(whole, Math.max(right, found.get(whole) || 0));
+    }
+    return [...found].filter(([el]) => ![...found.keys()].some(other => other !== el && el.contains(other)))
+        .map(([el, right]) => `${el.tagName.toLowerCase()}.${[...el.classList].slice(0, 2).join('.')} to `
+                              + `${Math.round(right)} px: ${el.textContent.trim().slice(0, 60)}`);
+}"""
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_no_page_scrolls_sideways_at_400_px(browser, site, path):
+    """On a phone, 400 px wide, the page itself never scrolls sideways (a code block or a table
+    may scroll inside its own box): long inline code wraps, display math scrolls in its box."""
+    page, problems = _open(browser, site, path, viewport={"width": 400, "height": 800})
+    _open_all(page)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400 + 1, f"{path} scrolls sideways at 400 px, it is {width} px wide: {page.evaluate(_STICKING_OUT)[:4]}"
+    assert not problems, problems
+    page.close()
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_no_raw_backslash_reaches_the_reader(browser, site, path):
     page, problems = _open(browser, site, path)
