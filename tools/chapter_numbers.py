@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-CHAPTER = re.compile(r"^book/ch(\d\d)_")
+CHAPTER = re.compile(r"^book/(?:ko/)?ch(\d\d)_")   # a Korean twin, book/ko/chNN_<slug>, too
 
 
 def chapter_of(docname: str) -> int | None:

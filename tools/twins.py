@@ -1,0 +1,143 @@
+"""Sphinx extension: the Korean edition's pages and their English twins.
+
+A page ``book/<name>`` has a Korean twin ``book/ko/<name>`` (DEVELOPERS.md, "The Korean
+edition"). Both are in the same site, built by the same ``make book``. For every page that
+has a twin, this extension
+
+- adds a language switch to each heading (h1, h2, ...) of the page: a link to the twin's
+  heading at the same position (the n-th section of one page is the n-th section of the
+  other; ``tests/test_book_content.py`` checks that twins have the same headings, so the
+  position is the section), so the switch on the page's title leads to the twin's top and
+  the one on section 0.3 to the twin's section 0.3;
+- marks a Korean page ``<html lang="ko">`` and captions its figures "그림 0.1" instead of
+  "Fig. 0.1" (the numbers are the English page's: ``chapter_numbers`` numbers both alike).
+
+- gives a Korean page's figures their Korean names and captions. A twin's code cells are the
+  English page's, metadata included (`mystnb: figure: {name, caption}`), because the execution
+  cache hashes every cell's source *and metadata*: only then does the twin reuse the English
+  page's execution. Figure names are site-wide labels, so a twin's figure ``fig-band`` is
+  renamed ``fig-band-ko`` (its ``{numref}``s say ``fig-band-ko``), and its caption is replaced
+  by the one under ``captions:`` in the twin's front matter (front matter other than the kernel
+  is not hashed either).
+
+Section ids are read from each page's doctree when it is read and kept in the environment,
+so a page rebuilt alone still links to the ids of a twin that was not.
+"""
+from __future__ import annotations
+
+import html
+
+from pathlib import Path
+
+import yaml
+from docutils import nodes
+from sphinx.transforms import SphinxTransform
+
+KOREAN = "book/ko/"
+SUFFIX = "-ko"          # a twin's figure names: the English page's plus this
+LABEL = {"ko": ("한국어", "이 절을 한국어로 읽기"), "en": ("English", "Read this section in English")}
+
+
+def twin_of(docname: str) -> str | None:
+    """The other language's docname of a page (whether or not it exists)."""
+    if docname.startswith(KOREAN):
+        return "book/" + docname[len(KOREAN):]
+    if docname.startswith("book/"):
+        return KOREAN + docname[len("book/"):]
+    return None
+
+
+def is_korean(docname: str) -> bool:
+    return docname.startswith(KOREAN)
+
+
+def front_matter(path: str | Path) -> dict:
+    text = Path(path).read_text(encoding="utf-8")
+    return (yaml.safe_load(text[4:text.index("\n---", 4)]) or {}) if text.startswith("---\n") else {}
+
+
+class TwinFigures(SphinxTransform):
+    """On a Korean twin: each figure's name gets the suffix, its caption the front matter's text."""
+
+    default_priority = 100          # before any transform reads the names (Sphinx's domains: 850)
+
+    def apply(self, **kwargs) -> None:
+        if not is_korean(self.env.docname):
+            return
+        document = self.document
+        captions = front_matter(document["source"]).get("captions") or {}
+        for figure in list(document.findall(nodes.figure)):
+            names = list(figure["names"])
+            for old in names:
+                new = old + SUFFIX
+                old_id = document.nameids.pop(old, None)
+                new_id = nodes.make_id(new)
+                document.nametypes[new] = document.nametypes.pop(old, True)
+                document.nameids[new] = new_id
+                if old_id is not None:
+                    document.ids.pop(old_id, None)
+                    figure["ids"] = [new_id if i == old_id else i for i in figure["ids"]]
+                document.ids[new_id] = figure
+                figure["names"] = [new if n == old else n for n in figure["names"]]
+                if old in captions:
+                    caption = next(iter(figure.findall(nodes.caption)), None)
+                    if caption is not None:
+                        del caption[:]
+                        caption += nodes.Text(" ".join(str(captions[old]).split()))
+
+
+def _sections(env) -> dict[str, list[str]]:
+    if not hasattr(env, "twin_sections"):
+        env.twin_sections = {}
+    return env.twin_sections
+
+
+def record_sections(app, doctree) -> None:
+    _sections(app.env)[app.env.docname] = [section["ids"][0] for section in doctree.findall(nodes.section)
+                                           if section["ids"]]
+
+
+def purge(app, env, docname) -> None:
+    _sections(env).pop(docname, None)
+
+
+def merge(app, env, docnames, other) -> None:
+    _sections(env).update({d: ids for d, ids in _sections(other).items() if d in docnames})
+
+
+def add_switches(app, doctree, docname) -> None:
+    twin = twin_of(docname)
+    sections = _sections(app.env)
+    if twin is None or twin not in sections or twin not in app.env.all_docs:
+        return
+    language = "en" if is_korean(docname) else "ko"
+    text, title = LABEL[language]
+    targets = sections[twin]
+    page = app.builder.get_relative_uri(docname, twin)
+    for position, section in enumerate(s for s in doctree.findall(nodes.section) if s["ids"]):
+        heading = next((child for child in section.children if isinstance(child, nodes.title)), None)
+        if heading is None or not targets:
+            continue
+        anchor = targets[position] if position < len(targets) else targets[0]
+        href = f"{page}#{anchor}"
+        heading += nodes.raw("", f' <a class="language-switch" href="{html.escape(href)}" hreflang="{language}" '
+                                 f'lang="{language}" title="{title}">{text}</a>', format="html")
+
+
+def korean_page(app, pagename, templatename, context, doctree) -> None:
+    if not is_korean(pagename):
+        return
+    context["language"] = "ko"
+    if "body" in context:
+        for before in ('<span class="caption-number">Fig. ', '<span class="std std-numref">Fig. '):
+            context["body"] = context["body"].replace(before, before.replace("Fig. ", "그림 "))
+
+
+def setup(app):
+    app.add_transform(TwinFigures)
+    app.connect("doctree-read", record_sections)
+    app.connect("env-purge-doc", purge)
+    app.connect("env-merge-info", merge)
+    app.connect("doctree-resolved", add_switches)
+    app.connect("html-page-context", korean_page)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
