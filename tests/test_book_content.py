@@ -18,6 +18,10 @@ from autograder.course import lab_names, source_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+KOREAN = BOOK / "ko"                      # the Korean edition: twins of pages of book/ (DEVELOPERS.md)
+PAGES = sorted([*BOOK.glob("*.md"), *KOREAN.glob("*.md")])
+# every chapter, English and Korean, as its path under book/ ("ch00_....md", "ko/ch00_....md")
+CHAPTERS = sorted(str(p.relative_to(BOOK)) for p in [*BOOK.glob("ch[0-9][0-9]_*.md"), *KOREAN.glob("ch[0-9][0-9]_*.md")])
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 # Every term of the seed lecture note, as the note writes it (lower case), and the
@@ -197,7 +201,7 @@ def test_the_notes_korean_quoted_as_it_is_written():
 
 def test_term_roles_point_at_glossary_terms():
     terms = {t.lower() for ts, _ in glossary_entries() for t in ts}
-    for page in BOOK.glob("*.md"):
+    for page in PAGES:
         text = page.read_text(encoding="utf-8")
         text = re.sub(r"``.*?``", "", text)  # the glossary shows the syntax as code
         for ref in re.findall(r"\{term\}`([^`]+)`", text):
@@ -211,7 +215,7 @@ def test_bibliography_keys_and_citations():
     keys = set(re.findall(r"@\w+\{([^,\s]+),", bib))
     assert keys >= BIB_KEYS
     cited = set()
-    for page in BOOK.glob("*.md"):
+    for page in PAGES:
         for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text(encoding="utf-8")):
             for key in group.split(","):
                 assert key.strip() in keys, f"{page.name} cites unknown key {key!r}"
@@ -227,7 +231,7 @@ def _code_cells(page: Path) -> list[str]:
 
 
 def test_book_does_not_define_lab_functions():
-    for page in BOOK.glob("*.md"):
+    for page in PAGES:
         for cell in _code_cells(page):
             source = "\n".join(l for l in cell.splitlines() if not l.lstrip().startswith("%"))
             defined = {node.name for node in ast.walk(ast.parse(source))
@@ -264,6 +268,7 @@ def _prose(text: str) -> str:
     text = re.sub(r"`[^`]*`", "", text)
     text = re.sub(r"^#.*$", "", text, flags=re.M)                      # headings: "## 0.4 ..."
     text = re.sub(r"(?i)\b(section|chapter|§)\s*\d+(\.\d+)*", "", text)   # "section 2.5"
+    text = re.sub(r"\d+(\.\d+)*\s*(절|장)", "", text)                      # "2.5절", "3장"
     return text
 
 
@@ -292,7 +297,7 @@ def _committed_numbers(files=None) -> set[str]:
     return numbers
 
 
-@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("ch[0-9][0-9]_*.md")))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_states_no_number_that_no_committed_result_holds(chapter):
     """A measured number in a chapter is glued from a committed result, never typed.
 
@@ -323,7 +328,7 @@ def _figure_cells(page: Path):
             yield header, cell
 
 
-@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("ch[0-9][0-9]_*.md")))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_figure_has_a_numbered_caption(chapter):
     """A cell that draws a figure carries MyST-NB figure metadata: a caption and a name."""
     for header, cell in _figure_cells(BOOK / chapter):
@@ -342,7 +347,7 @@ def _lab_markdown() -> list[tuple[str, str]]:
 
 def test_no_raw_backslash_escape_in_text_mode_math():
     r"""``\texttt{dh\_next}`` shows its backslash in MathJax; ``\mathtt{dh\_next}`` does not."""
-    texts = [(page.name, page.read_text(encoding="utf-8")) for page in BOOK.glob("*.md")]
+    texts = [(page.name, page.read_text(encoding="utf-8")) for page in PAGES]
     for name, text in texts + _lab_markdown():
         for group in re.findall(r"\\(?:texttt|text|textrm|textbf|textit|mbox)\{([^{}]*)\}", text):
             assert "\\_" not in group and "\\%" not in group and "\\&" not in group, (
@@ -408,7 +413,7 @@ def test_bookkeeping_rule_tells_plumbing_from_teaching():
     assert _bookkeeping_only(teaching) is None
 
 
-@pytest.mark.parametrize("chapter", sorted(p.name for p in BOOK.glob("ch[0-9][0-9]_*.md")))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_bookkeeping_cells_hide_their_code(chapter):
     """A cell that mostly glues numbers, or a long one made mostly of imports, glue, results
     reading and tables, hides its code (hide-input, or remove-input), as d2l hides its
@@ -418,3 +423,169 @@ def test_bookkeeping_cells_hide_their_code(chapter):
         first = next(line for line in source.splitlines() if line.strip())
         assert not why or tags & HIDDEN, (f"{chapter}: the cell starting {first!r} is bookkeeping ({why}): "
                                           f"give it :tags: [hide-input] (or remove-input)")
+
+
+# ------------------------------------------------------------ the Korean edition: twins
+
+TWIN_SUFFIX = "-ko"        # a twin's figure names and (labels)= are the English page's plus this
+TWINS = sorted(p.name for p in KOREAN.glob("*.md"))
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`|```\{glue(?::\w+)?\}\s+(\S+)")
+FIGURE_REF = re.compile(r"\{numref\}`(?:[^`<]*<)?([\w-]+)>?`")
+
+
+def _front_matter(text: str) -> dict:
+    import yaml
+    return yaml.safe_load(text[4:text.index("\n---", 4)]) if text.startswith("---\n") else {}
+
+
+def _code_cells_with_metadata(text: str) -> list[tuple[str, dict]]:
+    """(source, metadata) of each code cell: metadata from its YAML header and ``:key:`` lines."""
+    import yaml
+    cells = []
+    for cell in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S):
+        metadata = {}
+        if cell.startswith("---\n"):
+            header, _, cell = cell[4:].partition("\n---\n")
+            metadata = yaml.safe_load(header) or {}
+        options = re.match(r"(:\w[\w-]*:.*\n)*", cell).group(0)
+        for line in options.splitlines():
+            key, _, value = line[1:].partition(":")
+            metadata[key] = yaml.safe_load(value)
+        cells.append((cell[len(options):], metadata))
+    return cells
+
+
+def _outside_fences(text: str) -> str:
+    """A page's text without its front matter, fenced blocks (code cells, directives) and $$ math."""
+    if text.startswith("---\n"):
+        text = text[text.index("\n---", 4) + 4:]
+    return re.sub(r"\$\$.*?\$\$", "", re.sub(r"^(`{3,}).*?^\1\s*$", "", text, flags=re.S | re.M), flags=re.S)
+
+
+def page_skeleton(text: str, suffix: str = "") -> dict:
+    """What a page and its twin must share, with the twin's ``suffix`` taken off its names.
+
+    cells: each code cell's source and metadata, figure name and caption included (the
+    execution cache hashes them: a twin translates its captions in its front matter instead);
+    glue: the glued names (with their formats) the prose shows; figures: the figure names of
+    the cells and of {numref}; sections: the level of each heading, in order; labels: the
+    ``(name)=`` targets; front: the front matter but for the twin's ``captions``. A twin's name
+    without the suffix is kept with a note, so that the mismatch shows."""
+    def strip(name: str) -> str:
+        return name[:-len(suffix)] if suffix and name.endswith(suffix) else (name if not suffix else f"{name} (no {suffix})")
+
+    cells = _code_cells_with_metadata(text)
+    prose = _outside_fences(text)
+    figures = [cell[1]["mystnb"]["figure"]["name"] for cell in cells if "name" in cell[1].get("mystnb", {}).get("figure", {})]
+    front = _front_matter(text)
+    return {
+        "front": {key: value for key, value in front.items() if key not in ("jupytext", "captions")},
+        "captions": front.get("captions") or {},
+        "cells": cells,
+        "glue": sorted({a or b for a, b in GLUE_ROLE.findall(text)}),
+        "figure names": figures,
+        "figures": sorted(set(figures) | {strip(name) for name in FIGURE_REF.findall(prose)}),
+        "sections": [len(m.group(1)) for m in re.finditer(r"^(#{1,6})\s", prose, re.M)],
+        "labels": [strip(name) for name in re.findall(r"^\(([\w-]+)\)=\s*$", prose, re.M)],
+    }
+
+
+def twin_differences(english: str, korean: str) -> list[str]:
+    """Why a Korean page is not a twin of an English page: one sentence per difference."""
+    en, ko = page_skeleton(english), page_skeleton(korean, TWIN_SUFFIX)
+    problems = []
+    if en["front"] != ko["front"]:
+        problems.append(f"the front matter differs: {en['front']} against {ko['front']}")
+    for i, (a, b) in enumerate(zip(en["cells"], ko["cells"]), 1):
+        if a[0] != b[0]:
+            line = next(n for n, (x, y) in enumerate(zip(a[0].splitlines() + [""], b[0].splitlines() + [""]), 1) if x != y)
+            problems.append(f"code cell {i} differs from the English one at its line {line}: "
+                            f"{(a[0].splitlines() + [''])[line - 1]!r} against {(b[0].splitlines() + [''])[line - 1]!r}")
+        elif a[1] != b[1]:
+            problems.append(f"code cell {i} has other metadata (tags, figure, options): {a[1]} against {b[1]}")
+    if len(en["cells"]) != len(ko["cells"]):
+        problems.append(f"{len(ko['cells'])} code cells against the English page's {len(en['cells'])}")
+    for what in ("glue", "figures"):
+        missing, extra = sorted(set(en[what]) - set(ko[what])), sorted(set(ko[what]) - set(en[what]))
+        if missing or extra:
+            said = ([f"the English page has {missing} that the twin lacks"] if missing else []) + \
+                   ([f"the twin has {extra} that the English page lacks"] if extra else [])
+            problems.append(f"{what}: " + ", ".join(said)
+                            + (f" (a twin's {{numref}} names end in {TWIN_SUFFIX!r})" if what == "figures" else ""))
+    untranslated = [name for name in en["figure names"] if not HANGUL.search(str(ko["captions"].get(name, "")))]
+    stray = sorted(set(ko["captions"]) - set(en["figure names"]))
+    if untranslated or stray:
+        problems.append("captions: the front matter's captions: " + ", ".join(
+            ([f"has no Korean caption for {untranslated}"] if untranslated else []) +
+            ([f"names figures the page does not draw, {stray}"] if stray else [])))
+    if en["sections"] != ko["sections"]:
+        problems.append(f"its headings (levels {ko['sections']}) are not the English page's ({en['sections']}): "
+                        f"the language switch maps sections by their order")
+    if en["labels"] != ko["labels"]:
+        problems.append(f"its (labels)= {ko['labels']} are not the English page's {en['labels']} plus {TWIN_SUFFIX!r}")
+    return problems
+
+
+@pytest.mark.parametrize("page", TWINS)
+def test_korean_twin_runs_the_same_code_and_shows_the_same_results(page):
+    """book/ko/<page> is the twin of book/<page>: the same code cells (source, order, tags,
+    metadata; the figures' Korean captions are in its front matter, and tools/twins.py names its
+    figures "<name>-ko", since figure names are site-wide labels), the same glued numbers, the
+    same figures and the same sections. Change a code cell, a glue, a figure or a heading of the English page, and
+    this fails until the twin has it too."""
+    english = BOOK / page
+    assert english.is_file(), f"book/ko/{page} has no English page book/{page} to be the twin of"
+    problems = twin_differences(english.read_text(encoding="utf-8"), (KOREAN / page).read_text(encoding="utf-8"))
+    assert not problems, f"book/ko/{page} is no longer a twin of book/{page}: " + "; ".join(problems)
+
+
+def test_twin_check_sees_a_changed_code_cell_glue_figure_and_section():
+    """The check above, on an English page changed five ways that its twin was not."""
+    english = (BOOK / "ch00_waveform_to_frames.md").read_text(encoding="utf-8")
+    korean = (KOREAN / "ch00_waveform_to_frames.md").read_text(encoding="utf-8")
+    assert twin_differences(english, korean) == []
+    changed = {
+        "code cell": english.replace("glue(\"ch00_L\", L, display=False)", "glue(\"ch00_L\", L + 0, display=False)"),
+        "glue": english.replace("## 0.2 Frames", "## 0.2 Frames\n\nAt {glue:text}`ch00_new`.", 1),
+        "figures": english.replace("{numref}`fig-band`", "{numref}`fig-new`", 1),
+        "headings": english.replace("## 0.5 Two time axes", "## 0.5 Two time axes\n\n### 0.5.1 More", 1),
+        "captions": english.replace("name: fig-band\n", "name: fig-bands\n").replace("`fig-band`", "`fig-bands`"),
+    }
+    for what, text in changed.items():
+        assert text != english, what
+        problems = twin_differences(text, korean)
+        # a renamed figure is also a changed cell and a changed figure name
+        assert any(what in problem for problem in problems) and (len(problems) == 1 or what == "captions"), (what, problems)
+
+
+def test_every_korean_twin_is_in_the_table_of_contents():
+    import yaml
+    def files(entries):
+        for entry in entries:
+            yield entry.get("file")
+            yield from files(entry.get("sections", []))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    listed = set(files([chapter for part in toc["parts"] for chapter in part["chapters"]]))
+    assert {f"book/ko/{Path(page).stem}" for page in TWINS} <= listed
+
+
+def _font_slices() -> set[int]:
+    """Every code point some @font-face of _static/korean.css serves, its file present."""
+    css = (ROOT / "_static" / "korean.css").read_text(encoding="utf-8")
+    served = set()
+    for src, ranges in re.findall(r"src:\s*url\(([^)]+)\).*?unicode-range:\s*([^;]+);", css, re.S):
+        if not (ROOT / "_static" / src).is_file():
+            continue
+        for part in ranges.split(","):
+            first, _, last = part.strip()[2:].partition("-")
+            served.update(range(int(first, 16), int(last or first, 16) + 1))
+    return served
+
+
+@pytest.mark.parametrize("page", [str(p.relative_to(BOOK)) for p in PAGES if HANGUL.search(p.read_text(encoding="utf-8"))])
+def test_the_korean_webfont_serves_every_syllable_a_page_uses(page):
+    """The site's Noto Sans KR is cut into slices (korean.css): a syllable no slice holds would
+    render as a box on a machine without a Korean font. The browser test checks the built pages."""
+    used = set(HANGUL.findall((BOOK / page).read_text(encoding="utf-8")))
+    missing = sorted(c for c in used if ord(c) not in _font_slices())
+    assert not missing, f"book/{page} uses {len(missing)} syllables that no font slice serves: {''.join(missing[:40])}"
