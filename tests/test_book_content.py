@@ -516,8 +516,8 @@ def twin_differences(english: str, korean: str) -> list[str]:
     stray = sorted(set(ko["captions"]) - set(en["figure names"]))
     if untranslated or stray:
         problems.append("captions: the front matter's captions: " + ", ".join(
-            ([f"has no Korean caption for {untranslated}"] if untranslated else []) +
-            ([f"names figures the page does not draw, {stray}"] if stray else [])))
+            ([f"no Korean one for {untranslated}"] if untranslated else []) +
+            ([f"one for {stray}, which the page does not draw"] if stray else [])))
     if en["sections"] != ko["sections"]:
         problems.append(f"its headings (levels {ko['sections']}) are not the English page's ({en['sections']}): "
                         f"the language switch maps sections by their order")
