@@ -32,6 +32,8 @@ SITE = REPO / "_build" / "html"
 CHROMIUM = next((path for path in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "")
                  if path and Path(path).exists()), "/usr/bin/chromium")
 CHAPTERS = sorted(path.stem for path in (REPO / "book").glob("ch[0-9][0-9]_*.md"))
+# the Korean edition: book/ko/<name> is the twin of book/<name> (DEVELOPERS.md, "The Korean edition")
+TWINS = sorted(path.stem for path in (REPO / "book" / "ko").glob("*.md"))
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +233,7 @@ def test_a_lab_zip_downloads_from_the_labs_page(browser, site):
     page.close()
 
 
-@pytest.mark.parametrize("path", ["book/intro.html", "book/glossary.html"])
+@pytest.mark.parametrize("path", ["book/intro.html", "book/glossary.html", *(f"book/ko/{name}.html" for name in TWINS)])
 def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
     """This machine has no CJK font: Hangul can only render through the site's Noto Sans KR.
     Chromium reports, per element, which font drew how many glyphs; every Hangul syllable
@@ -242,6 +244,8 @@ def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
         let n = 0;
         for (const element of document.body.querySelectorAll('*')) {
             if (!element.getClientRects().length) continue;
+            // a closed <details> (the sidebar's folded Korean part) lays out nothing to draw
+            if (element.closest('details:not([open])') && !element.closest('summary')) continue;
             const own = Array.from(element.childNodes).filter(c => c.nodeType === 3).map(c => c.data).join('');
             const hangul = (own.match(/[\\u1100-\\u11ff\\u3130-\\u318f\\uac00-\\ud7a3]/g) || []).length;
             if (hangul) { element.dataset.hangul = hangul; n += 1; }
@@ -269,6 +273,7 @@ def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
 # ------------------------------------------------------------------ layout, text, captions
 
 PAGES = [f"book/{chapter}.html" for chapter in CHAPTERS] + \
+        [f"book/ko/{name}.html" for name in TWINS if name in CHAPTERS] + \
         [f"labs/{lab}/{lab}.html" for lab in lab_names()]
 
 # Display math and code blocks (source and output) that are wider than their column: the
@@ -426,9 +431,12 @@ def _toc_pages() -> list[str]:
     """Every page of the table of contents, as its built HTML path."""
     import yaml
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [toc["root"]] + [chapter["file"] for part in toc.get("parts", [])
-                             for chapter in part.get("chapters", [])]
-    return [f"{file}.html" for file in files]
+    def files(entries):
+        for entry in entries:
+            yield entry["file"]
+            yield from files(entry.get("sections", []))     # the Korean chapters, under the Korean intro
+    return [f"{file}.html" for file in [toc["root"], *files(chapter for part in toc.get("parts", [])
+                                                            for chapter in part.get("chapters", []))]]
 
 
 ALL_PAGES = _toc_pages()
@@ -514,6 +522,55 @@ def test_figures_are_numbered_per_chapter(book, chapter):
     assert figures == [f"Fig. {number}.{i}" for i in range(1, len(figures) + 1)], (chapter, figures)
     refs = re.findall(r'<span class="std std-numref">Fig\. ([0-9.]+)</span>', text)
     assert all(ref.startswith(f"{number}.") for ref in refs), (chapter, refs)
+
+
+# ------------------------------------------------------------------ the Korean edition
+
+def _sections_and_switches(text: str) -> list[tuple[str, str | None]]:
+    """(id, href of the heading's language switch) of each section of a built page, in order."""
+    found = []
+    for match in re.finditer(r'<section\b[^>]*\bid="([^"]+)"[^>]*>\s*(?:<span id="[^"]*"></span>\s*)*<h([1-6])[^>]*>(.*?)</h\2>',
+                             text, re.S):
+        switch = re.search(r'<a class="language-switch" href="([^"]+)"', match.group(3))
+        found.append((match.group(1), html.unescape(switch.group(1)) if switch else None))
+    return found
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_language_switch_lands_on_the_same_section(book, name):
+    """Every heading of a page with a twin links to the twin's heading at the same position
+    (tools/twins.py), both ways: the title to the twin's title, section 0.3 to its 0.3."""
+    pages = {"en": f"book/{name}.html", "ko": f"book/ko/{name}.html"}
+    built = {language: _sections_and_switches((book / page).read_text()) for language, page in pages.items()}
+    assert built["en"] and len(built["en"]) == len(built["ko"]), {k: [s for s, _ in v] for k, v in built.items()}
+    for language, other in (("en", "ko"), ("ko", "en")):
+        for (section, href), (twin_section, _) in zip(built[language], built[other]):
+            assert href, f"{pages[language]}, section {section!r}: no language switch"
+            page, _, anchor = href.partition("#")
+            assert ((book / pages[language]).parent / page).resolve() == (book / pages[other]).resolve() \
+                and anchor == twin_section, (f"{pages[language]}, section {section!r}: the switch leads to "
+                                             f"{href!r}, not to {pages[other]}#{twin_section}")
+    assert '<html lang="ko"' in (book / pages["ko"]).read_text(), f"{pages['ko']} is not marked lang=ko"
+
+
+@pytest.mark.parametrize("name", [name for name in TWINS if name in CHAPTERS])
+def test_korean_figures_are_numbered_as_the_english_ones(book, name):
+    """The twin's figures are 그림 0.1, 0.2, ... as the English page's are Fig. 0.1, 0.2, ..."""
+    numbers = {}
+    for language, page in (("en", f"book/{name}.html"), ("ko", f"book/ko/{name}.html")):
+        text = (book / page).read_text()
+        numbers[language] = [html.unescape(n).strip() for n in re.findall(r'class="caption-number">([^<]*)<', text)]
+    assert numbers["en"] and numbers["ko"] == [n.replace("Fig. ", "그림 ") for n in numbers["en"]], numbers
+
+
+def test_korean_search_finds_the_korean_terms(book):
+    """Sphinx's search index holds the Korean pages' words: 정보 병목 finds the Korean intro."""
+    index = json.loads(re.search(r"Search\.setIndex\((.*)\)\s*$", (book / "searchindex.js").read_text(), re.S).group(1))
+    korean = index["docnames"].index("book/ko/intro")
+    for word in ("정보", "병목"):
+        found = index["terms"].get(word)
+        assert found is not None, f"the search index has no {word!r}"
+        assert korean in ([found] if isinstance(found, int) else found), f"{word!r} does not find book/ko/intro"
 
 
 # ------------------------------------------------------------------ audio players (issue 18)
