@@ -68,8 +68,7 @@ def summarise_sources(evaluation: dict, split) -> dict:
 
 def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
     trained = train_and_evaluate(lambda n_in: from_config(n_in, config), config)
-    model, log, test_split, evaluation = trained.model, trained.log, trained.test_split, trained.evaluation
-    eval_seconds = trained.eval_seconds
+    test_split, evaluation = trained.test_split, trained.evaluation
     hypotheses = evaluation.pop("hypotheses")
     summarise_sources(evaluation, test_split)
     per_length = len(test_split) // len(evaluation["accuracy_by_length"])
@@ -81,7 +80,7 @@ def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
         **summarise(evaluation),
         "utterances_per_length": int(per_length),
         "config": config,
-        **run_record(model, log, eval_seconds, contention),
+        **run_record(trained, contention),
         "machine": machine(config["threads"]),
         "examples": mistakes(test_split.texts, hypotheses),
     }

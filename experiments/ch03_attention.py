@@ -62,8 +62,7 @@ PHRASES = {"train_pairs": 4000, "test_pairs": 300, "steps": 1500, "batch_size": 
 
 def train_speech(score: str, config: dict, contention: str, folder: Path = RESULTS) -> dict:
     trained = train_and_evaluate(lambda n_in: speech_model(n_in, score, config), config)
-    model, log, test_split, evaluation = trained.model, trained.log, trained.test_split, trained.evaluation
-    eval_seconds = trained.eval_seconds
+    model, test_split, evaluation = trained.model, trained.test_split, trained.evaluation
     hypotheses = evaluation.pop("hypotheses")
     summarise_sources(evaluation, test_split)
     save_half(model, folder / f"ch03_{score}.pt")
@@ -71,7 +70,7 @@ def train_speech(score: str, config: dict, contention: str, folder: Path = RESUL
         "model": DESCRIPTIONS[score],
         **evaluation,
         **summarise(evaluation),
-        **run_record(model, log, eval_seconds, contention),
+        **run_record(trained, contention),
         "examples": mistakes(test_split.texts, hypotheses),
     }
 

@@ -75,8 +75,8 @@ def source_scores(split, hyps: list[str], scores: dict) -> dict:
 
 def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
     trained = train_and_evaluate(lambda n_in: ctc_model(n_in, config), config)
-    model, log, test_split, evaluation = trained.model, trained.log, trained.test_split, trained.evaluation
-    eval_seconds, train_split = trained.eval_seconds, trained.train_split
+    model, test_split, evaluation = trained.model, trained.test_split, trained.evaluation
+    train_split = trained.train_split
     infeasible = sum(len(f) < needed_frames(t) for f, t in zip(train_split.features, train_split.texts))
     hypotheses = evaluation["hypotheses"]
     summarise_sources(evaluation, test_split)
@@ -97,7 +97,7 @@ def run(config: dict, out: Path, contention: str = "none recorded") -> dict:
         "config": config,
         "weights": "ch03_ctc.pt",
         "infeasible_train_utterances": int(infeasible),
-        **run_record(model, log, eval_seconds, contention),
+        **run_record(trained, contention),
         "machine": machine(config["threads"]),
         "examples": mistakes(test_split.texts, hypotheses),
     }

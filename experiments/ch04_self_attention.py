@@ -98,8 +98,7 @@ def train_text(model, text: dict = TEXT) -> dict:
 
 def run(config: dict, text: dict, out: Path, contention: str = "none recorded") -> dict:
     trained = train_and_evaluate(lambda n_in: speech_model(n_in, config), config)
-    model, log, test_split, scores = trained.model, trained.log, trained.test_split, trained.evaluation
-    eval_seconds = trained.eval_seconds
+    model, test_split, scores = trained.model, trained.test_split, trained.evaluation
     hypotheses = scores.pop("hypotheses")
     text_net = text_model(text)
     text_log = train_text(text_net, text)
@@ -111,7 +110,7 @@ def run(config: dict, text: dict, out: Path, contention: str = "none recorded") 
         "examples": [{"text": test_split.texts[i], "heard": hypotheses[i]} for i in range(0, len(hypotheses), 50)],
         "utterances_per_length": int(len(test_split) // len(scores["accuracy_by_length"])),
         "config": config, "encoder": ENCODER, "score": SCORE,
-        **run_record(model, log, eval_seconds, contention),
+        **run_record(trained, contention),
         "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
         "text_task": {"config": text, **text_log,
                       "parameters": sum(p.numel() for p in text_net.parameters())},

@@ -66,15 +66,16 @@ def machine(threads: int) -> str:
             + ("s" if threads > 1 else ""))
 
 
-def run_record(model: nn.Module, log: dict, eval_seconds: float, contention: str) -> dict:
-    """How a model was trained and measured: its size, the training log of
-    `speechmodels.training.train` (seconds, CPU seconds, the loss of every 50 steps), the
-    seconds its evaluation took and what else ran meanwhile."""
+def run_record(trained: Trained, contention: str) -> dict:
+    """How a model of `train_and_evaluate` was trained and measured: its size, the training
+    log (seconds, CPU seconds, the loss of every 50 steps), the seconds its evaluation took and
+    what else ran meanwhile."""
+    log = trained.log
     return {
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in trained.model.parameters()),
         "train_seconds": round(log["seconds"], 1),
         "train_cpu_seconds": round(log["cpu_seconds"], 1),
-        "eval_seconds": round(eval_seconds, 1),
+        "eval_seconds": round(trained.eval_seconds, 1),
         "steps": len(log["losses"]),
         "loss_every_50_steps": mean_every(log["losses"], 50),
         "contention": contention,

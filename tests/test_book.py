@@ -303,21 +303,31 @@ def test_no_math_or_code_wider_than_its_column(browser, site, path, width):
 
 # Every page of the book, as _toc.yml lists them (chapters, labs, the intro, the glossary, ...).
 def _toc_pages() -> list[str]:
+    """Every page of the table of contents, as its built HTML path."""
     import yaml
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [toc["root"]] + [entry["file"] for part in toc.get("parts", [])
-                             for entry in part.get("chapters", [])]
-    return [f"{file}.html" for file in files]
+    def files(entries):
+        for entry in entries:
+            yield entry["file"]
+            yield from files(entry.get("sections", []))     # the Korean chapters, under the Korean intro
+    return [f"{file}.html" for file in [toc["root"], *files(chapter for part in toc.get("parts", [])
+                                                            for chapter in part.get("chapters", []))]]
 
 
 TOC_PAGES = _toc_pages()
 
 
+def _wait_for_math(page) -> None:
+    """Until MathJax (when the page loads it) has typeset everything."""
+    if page.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                               timeout=20_000)
+        page.evaluate("() => MathJax.startup.promise.then(() => true)")
+
+
 def _open_all(page) -> None:
     """Wait for MathJax to typeset the page, and open every dropdown and toggle, as a reader may."""
-    if page.locator("span.math, div.math").count():
-        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
-        page.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise")
+    _wait_for_math(page)
     page.evaluate("""() => {
         document.querySelectorAll('details').forEach(d => d.open = true);
         document.querySelectorAll('button.toggle-button-hidden').forEach(b => b.click());
@@ -427,19 +437,6 @@ def test_no_raw_backslash_reaches_the_reader(browser, site, path):
     page.close()
 
 
-def _toc_pages() -> list[str]:
-    """Every page of the table of contents, as its built HTML path."""
-    import yaml
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    def files(entries):
-        for entry in entries:
-            yield entry["file"]
-            yield from files(entry.get("sections", []))     # the Korean chapters, under the Korean intro
-    return [f"{file}.html" for file in [toc["root"], *files(chapter for part in toc.get("parts", [])
-                                                            for chapter in part.get("chapters", []))]]
-
-
-ALL_PAGES = _toc_pages()
 
 # The text a reader sees outside code and rendered math, one string per block (paragraph,
 # list item, cell, caption...). Hidden elements (a collapsed cell, say) have no client rects.
@@ -463,14 +460,6 @@ _RAW_MARKUP = {"Markdown table": re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]-*):
                "math": re.compile(r"\$[^$]+\$|\\\(|\\\[|\\(?:frac|mathrm|mathbf|top|alpha)\b")}
 
 
-def _wait_for_math(page) -> None:
-    """Until MathJax (when the page loads it) has typeset everything."""
-    if page.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                               timeout=20_000)
-        page.evaluate("() => MathJax.startup.promise.then(() => true)")
-
-
 def raw_markup(page) -> list[str]:
     """Pieces of body text that show Markdown or math source instead of what it renders to."""
     _wait_for_math(page)
@@ -482,7 +471,7 @@ def raw_markup(page) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", ALL_PAGES)
+@pytest.mark.parametrize("path", TOC_PAGES)
 def test_no_raw_markdown_table_or_math_reaches_the_reader(browser, site, path):
     """A table a page builds from results renders as a table, and its math as math: the body
     text shows no "| ---" rule row and no "$...$" (a Markdown output rendered as CommonMark,
