@@ -20,12 +20,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from speechmodels.experiment import experiment_parser, machine, mistakes, run_record, train_and_evaluate
+from speechmodels.experiment import RESULTS, experiment_parser, machine, mistakes, run_record, train_and_evaluate
 from speechmodels.seq2seq import from_config
 from speechmodels.training import CONFIG
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "book" / "results" / "ch02_bottleneck.json"
+OUT = RESULTS / "ch02_bottleneck.json"
 
 FIELDS = {
     "accuracy_by_length": "n digits -> sequence accuracy (whole string right) on test_by_length",

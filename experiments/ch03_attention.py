@@ -32,11 +32,9 @@ from ch02_bottleneck import summarise, summarise_sources  # noqa: E402
 from speechcourse.phrases import SOURCE_VOCAB, TARGET_VOCAB, make_pairs  # noqa: E402
 from speechmodels.batches import pad_targets  # noqa: E402
 from speechmodels.attention import speech_model, text_model  # noqa: E402
-from speechmodels.experiment import experiment_parser, machine, mistakes, run_record, save_half, train_and_evaluate  # noqa: E402
+from speechmodels.experiment import RESULTS, experiment_parser, machine, mistakes, run_record, save_half, train_and_evaluate  # noqa: E402
 from speechmodels.training import CONFIG, sequence_loss  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "book" / "results"
 OUT = RESULTS / "ch03_attention.json"
 CH02 = RESULTS / "ch02_bottleneck.json"
 

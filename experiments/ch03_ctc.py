@@ -25,11 +25,10 @@ from ch02_bottleneck import summarise, summarise_sources  # noqa: E402
 
 from speechmodels.ctc import LABELS, ctc_model  # noqa: E402
 from speechmodels.metrics import binomial_interval, bootstrap_interval, wer  # noqa: E402
-from speechmodels.experiment import experiment_parser, machine, mistakes, run_record, save_half, train_and_evaluate  # noqa: E402
+from speechmodels.experiment import RESULTS, experiment_parser, machine, mistakes, run_record, save_half, train_and_evaluate  # noqa: E402
 from speechmodels.training import CONFIG  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "book" / "results" / "ch03_ctc.json"
+OUT = RESULTS / "ch03_ctc.json"
 
 FIELDS = {
     "accuracy_by_length": "n digits -> sequence accuracy (whole string right) on test_by_length, both sources",

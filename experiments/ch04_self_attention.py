@@ -28,12 +28,11 @@ from speechcourse.corpus import DIGIT_VOCAB
 from speechcourse.phrases import SOURCE_VOCAB, TARGET_VOCAB, make_pairs
 from speechmodels.attention import AttentionDecoder, AttentionSeq2Seq
 from speechmodels.batches import pad_targets
-from speechmodels.experiment import experiment_parser, machine, run_record, save_half, train_and_evaluate
+from speechmodels.experiment import RESULTS, experiment_parser, machine, run_record, save_half, train_and_evaluate
 from speechmodels.training import CONFIG, FrontEnd, mean_every, sequence_loss
 from speechmodels.transformer import SelfAttentionEncoder, TextSelfAttentionEncoder
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "book" / "results" / "ch04_self_attention.json"
+OUT = RESULTS / "ch04_self_attention.json"
 # The encoder replaces chapter 3's bi-GRU; the decoder and everything else are chapter 3's.
 ENCODER = {"d_model": 96, "n_heads": 4, "n_layers": 3, "d_ff": 192, "dropout": 0.1}
 SCORE = "location"

@@ -31,17 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechcourse.corpus import DIGIT_VOCAB, SOURCES, load_split
+from speechcourse.corpus import DATA_DIR, DIGIT_VOCAB, SOURCES, load_split
 from speechmodels.batches import make_batch
 from speechmodels.decoding import beam_decode, greedy
-from speechmodels.experiment import machine, save_half
+from speechmodels.experiment import RESULTS, machine, save_half
 from speechmodels.metrics import binomial_interval, bootstrap_interval, cer, wer
 from speechmodels.recogniser import DECODER, ENCODER, Recogniser, decoder_mask
 from speechmodels.training import (CONFIG, batch_tensors, by_source, mean_every, score_by_length,
                                    sequence_loss, train)
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "book" / "results"
 OUT = RESULTS / "ch05_recogniser.json"
 MASKS_OUT = RESULTS / "ch05_mask_ablation.json"
 BEAMS = (1, 2, 4, 8)
@@ -271,7 +269,7 @@ def main_scores(model, config, log, test, contention: str) -> dict:
                      if len(t.split()) == n and s == source]
             wer_by_length[source][str(n)] = round(wer([by_length.texts[i] for i in index],
                                                       [length_hyps[i] for i in index])["rate"], 4)
-    examples_tsv = (ROOT / "data" / "wav" / "examples.tsv").read_text().splitlines()[1:]
+    examples_tsv = (DATA_DIR / "wav" / "examples.tsv").read_text().splitlines()[1:]
     audio = []
     for line in examples_tsv:
         name, split_name, index, source, voice, said = line.split("\t")

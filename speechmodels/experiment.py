@@ -23,6 +23,10 @@ from torch import nn
 from speechcourse.corpus import Split, load_split
 from speechmodels.training import evaluate, mean_every, train
 
+ROOT = Path(__file__).resolve().parents[1]
+# what the experiments write and the book's pages read, wherever a page (book/ or book/ko/) runs
+RESULTS = ROOT / "book" / "results"
+EXPERIMENTS = ROOT / "experiments"
 
 @dataclass
 class Trained:
