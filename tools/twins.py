@@ -26,7 +26,7 @@ so a page rebuilt alone still links to the ids of a twin that was not.
 from __future__ import annotations
 
 import html
-
+import re
 from pathlib import Path
 
 import yaml
@@ -35,6 +35,7 @@ from sphinx.transforms import SphinxTransform
 
 KOREAN = "book/ko/"
 SUFFIX = "-ko"          # a twin's figure names: the English page's plus this
+AUTOMATIC_ID = re.compile(r"id\d+")   # docutils' id for a heading with no ASCII letters
 LABEL = {"ko": ("한국어", "이 절을 한국어로 읽기"), "en": ("English", "Read this section in English")}
 
 
@@ -86,6 +87,37 @@ class TwinFigures(SphinxTransform):
                         caption += nodes.Text(" ".join(str(captions[old]).split()))
 
 
+class TwinSections(SphinxTransform):
+    """On a Korean twin: each section's id made from its heading takes the id of the English
+    twin's section at the same position. docutils makes ids from ASCII letters only, so a
+    Korean heading became ``id1``, ``id2``, ... (a counter that shifts when a section is
+    added) or a fragment ("0.4 왜 8 kHz인가": ``khz``); now a section's address is the English
+    one's on the other page (``ko/ch00_waveform_to_frames.html#why-8-khz``). Ids of
+    ``(label)=`` targets are kept."""
+
+    default_priority = 100
+
+    def apply(self, **kwargs) -> None:
+        if not is_korean(self.env.docname):
+            return
+        english = _sections(self.env).get(twin_of(self.env.docname)) or []
+        document = self.document
+        sections = [section for section in document.findall(nodes.section) if section["ids"]]
+        for section, wanted in zip(sections, english):
+            title = next((child for child in section.children if isinstance(child, nodes.title)), None)
+            from_title = nodes.make_id(title.astext()) if title is not None else None
+            automatic = [i for i in section["ids"] if AUTOMATIC_ID.fullmatch(i) or i == from_title]
+            if not automatic or AUTOMATIC_ID.fullmatch(wanted) or wanted in document.ids:
+                continue
+            old = automatic[0]
+            section["ids"] = [wanted if i == old else i for i in section["ids"]]
+            document.ids.pop(old, None)
+            document.ids[wanted] = section
+            for name, id_ in list(document.nameids.items()):
+                if id_ == old:
+                    document.nameids[name] = wanted
+
+
 def _sections(env) -> dict[str, list[str]]:
     if not hasattr(env, "twin_sections"):
         env.twin_sections = {}
@@ -135,6 +167,7 @@ def korean_page(app, pagename, templatename, context, doctree) -> None:
 
 def setup(app):
     app.add_transform(TwinFigures)
+    app.add_transform(TwinSections)
     app.connect("doctree-read", record_sections)
     app.connect("env-purge-doc", purge)
     app.connect("env-merge-info", merge)
