@@ -487,6 +487,9 @@ def page_skeleton(text: str, suffix: str = "") -> dict:
         "figures": sorted(set(figures) | {strip(name) for name in FIGURE_REF.findall(prose)}),
         "sections": [len(m.group(1)) for m in re.finditer(r"^(#{1,6})\s", prose, re.M)],
         "labels": [strip(name) for name in re.findall(r"^\(([\w-]+)\)=\s*$", prose, re.M)],
+        # equation labels are site-wide too: a twin's are the English page's plus the suffix
+        "equations": [strip(name) for name in re.findall(r"^:label:\s*([\w-]+)\s*$", text, re.M)],
+        "equation refs": sorted({strip(name) for name in re.findall(r"\{eq\}`([\w-]+)`", prose)}),
     }
 
 
@@ -521,6 +524,9 @@ def twin_differences(english: str, korean: str) -> list[str]:
     if en["sections"] != ko["sections"]:
         problems.append(f"its headings (levels {ko['sections']}) are not the English page's ({en['sections']}): "
                         f"the language switch maps sections by their order")
+    for what in ("equations", "equation refs"):
+        if en[what] != ko[what]:
+            problems.append(f"its {what} {ko[what]} are not the English page's {en[what]} plus {TWIN_SUFFIX!r}")
     if en["labels"] != ko["labels"]:
         problems.append(f"its (labels)= {ko['labels']} are not the English page's {en['labels']} plus {TWIN_SUFFIX!r}")
     return problems
