@@ -427,6 +427,7 @@ def test_bookkeeping_cells_hide_their_code(chapter):
 
 # ------------------------------------------------------------ the Korean edition: twins
 
+KOREAN_GLUE = "_ko"        # a glued name's Korean variant, glued by the English page's own cell
 TWIN_SUFFIX = "-ko"        # a twin's figure names and (labels)= are the English page's plus this
 TWINS = sorted(p.name for p in KOREAN.glob("*.md"))
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`|```\{glue(?::\w+)?\}\s+(\S+)")
@@ -462,6 +463,10 @@ def _outside_fences(text: str) -> str:
     return re.sub(r"\$\$.*?\$\$", "", re.sub(r"^(`{3,}).*?^\1\s*$", "", text, flags=re.S | re.M), flags=re.S)
 
 
+def strip_korean(name: str) -> str:
+    return name[:-len(KOREAN_GLUE)] if name.endswith(KOREAN_GLUE) else name
+
+
 def page_skeleton(text: str, suffix: str = "") -> dict:
     """What a page and its twin must share, with the twin's ``suffix`` taken off its names.
 
@@ -482,7 +487,9 @@ def page_skeleton(text: str, suffix: str = "") -> dict:
         "front": {key: value for key, value in front.items() if key not in ("jupytext", "captions")},
         "captions": front.get("captions") or {},
         "cells": cells,
-        "glue": sorted({a or b for a, b in GLUE_ROLE.findall(text)}),
+        # a twin may show `<name>_ko` where the English page shows `<name>`: a sentence or table
+        # whose words depend on the results, made by the same cell in both languages
+        "glue": sorted({strip_korean(a or b) if suffix else a or b for a, b in GLUE_ROLE.findall(text)}),
         "figure names": figures,
         "figures": sorted(set(figures) | {strip(name) for name in FIGURE_REF.findall(prose)}),
         "sections": [len(m.group(1)) for m in re.finditer(r"^(#{1,6})\s", prose, re.M)],
