@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from autograder.course import lab_names, source_notebook
 
@@ -174,12 +175,17 @@ def test_the_notes_korean_quoted_as_it_is_written():
     """Every quotation with Korean in it (a page of the book or a lab's instructions) is the
     note's own words, in the note's order; "…" marks what a quote leaves out. A paraphrase in
     quotation marks (Lab 5 once quoted "그것이 다시 입력으로 들어가서 두번째 단어에 영향을 줌",
-    which the note never says) fails."""
+    which the note never says) fails. The Korean pages and the Korean labs' instructions
+    too: their own phrases in quotation marks use ‘single’ ones."""
     seed = _quoted_letters(_seed_text())
-    texts = {page.name: page.read_text(encoding="utf-8") for page in BOOK.glob("*.md")}
+    texts = {str(page.relative_to(BOOK)): page.read_text(encoding="utf-8") for page in PAGES}
     for lab in lab_names():
         notebook = nbformat.read(source_notebook(lab), as_version=4)
         texts[lab] = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+        korean = source_notebook(lab).parent / "ko.yml"      # the Korean release's instructions
+        if korean.is_file():
+            texts[f"{lab}/ko.yml"] = "\n".join(str(entry.get("ko", "")) for entry in
+                                               (yaml.safe_load(korean.read_text(encoding="utf-8")) or {}).values())
     quote = re.compile(r'["“]([^"”\n]*(?:\n[^"”\n]+)*)["”]')
     checked, wrong = 0, []
     for name, text in texts.items():
