@@ -597,6 +597,23 @@ def test_audio_players_play_a_sound(browser, site, path, section):
 # ------------------------------------------------------------------ the page "Say it" (issue 21)
 
 SAY_IT = "book/say_it.html"
+# the page in each language: the Korean twin loads the same script (../say_it/say_it.js), which
+# writes its sentences in the page's <html lang>; each sentence's start, as the tests look for it
+SAY_IT_PAGES = {"en": SAY_IT, "ko": "book/ko/say_it.html"}
+SAID = {
+    "en": {"recording": "Recording: ", "refused": "The microphone was refused",
+           "no WebAssembly": "This browser cannot run WebAssembly",
+           "no microphone at all": "This browser gives the page no microphone",
+           "no microphone found": "No microphone was found", "short": "That was only 0.10 s",
+           "silent": "The recording is silent", "quiet": "The recording is too quiet",
+           "stopped": "The recording stopped at 1 s, the longest this page takes."},
+    "ko": {"recording": "녹음 중: ", "refused": "마이크 사용이 거부되었습니다",
+           "no WebAssembly": "이 브라우저는 인식기에 필요한 WebAssembly를 실행할 수 없습니다",
+           "no microphone at all": "이 브라우저는 이 페이지에 마이크를 허락하지 않습니다",
+           "no microphone found": "마이크를 찾지 못했습니다", "short": "녹음이 0.10초뿐입니다",
+           "silent": "녹음에 소리가 없습니다", "quiet": "녹음이 너무 작아서",
+           "stopped": "녹음은 이 페이지가 받는 가장 긴 길이인 1초에서 멈췄습니다."},
+}
 _SETTLED = "['done', 'error'].includes(document.querySelector('#say-it-status').dataset.kind)"
 
 
@@ -666,11 +683,13 @@ def _unsettle(page) -> None:
     page.evaluate("document.querySelector('#say-it-status').dataset.kind = 'waiting'")
 
 
-def test_say_it_hears_the_microphone_as_transcribe_hears_the_file(microphone, site, spoken):
-    page, problems = _open(microphone, site, SAY_IT, permissions=["microphone"])
+@pytest.mark.parametrize("language", SAY_IT_PAGES)
+def test_say_it_hears_the_microphone_as_transcribe_hears_the_file(microphone, site, spoken, language):
+    page, problems = _open(microphone, site, SAY_IT_PAGES[language], permissions=["microphone"])
     _ready(page)
+    assert page.evaluate("window.sayIt.language") == language
     page.click("#say-it-record")
-    page.wait_for_function("document.querySelector('#say-it-status').textContent.startsWith('Recording: ')"
+    page.wait_for_function(f"document.querySelector('#say-it-status').textContent.startsWith({json.dumps(SAID[language]['recording'])})"
                            " && /[0-9]/.test(document.querySelector('#say-it-status').textContent)", timeout=10_000)
     page.wait_for_timeout(int(1000 * spoken["seconds"]))
     _unsettle(page)
@@ -690,20 +709,22 @@ def test_say_it_hears_the_microphone_as_transcribe_hears_the_file(microphone, si
     page.close()
 
 
-def test_say_it_refused_microphone_gets_one_sentence(microphone, site):
-    page, problems = _open(microphone, site, SAY_IT)               # the permission is not granted
+@pytest.mark.parametrize("language", SAY_IT_PAGES)
+def test_say_it_refused_microphone_gets_one_sentence(microphone, site, language):
+    page, problems = _open(microphone, site, SAY_IT_PAGES[language])   # the permission is not granted
     _ready(page)
     page.click("#say-it-record")
     status = _status(page)
-    assert status.startswith("The microphone was refused"), status
+    assert status.startswith(SAID[language]["refused"]), status
     assert page.evaluate("window.sayIt.last") is None
     assert not problems, problems
     page.close()
 
 
-def test_say_it_examples_are_heard_as_transcribe_hears_them(browser, site):
+@pytest.mark.parametrize("language", SAY_IT_PAGES)
+def test_say_it_examples_are_heard_as_transcribe_hears_them(browser, site, language):
     from speechmodels.transcribe import transcribe_file
-    page, problems = _open(browser, site, SAY_IT)
+    page, problems = _open(browser, site, SAY_IT_PAGES[language])
     _ready(page)
     examples = json.loads((SITE / "book" / "say_it" / "examples.json").read_text())
     assert {e["source"] for e in examples} == {"real", "synthetic"}
@@ -722,21 +743,22 @@ def test_say_it_examples_are_heard_as_transcribe_hears_them(browser, site):
     page.close()
 
 
-@pytest.mark.parametrize("case, script, expected", [
-    ("no WebAssembly", "delete window.WebAssembly;", "This browser cannot run WebAssembly"),
-    ("no microphone at all", "Object.defineProperty(navigator, 'mediaDevices', {value: undefined});",
-     "This browser gives the page no microphone"),
+@pytest.mark.parametrize("language", SAY_IT_PAGES)
+@pytest.mark.parametrize("case, script", [
+    ("no WebAssembly", "delete window.WebAssembly;"),
+    ("no microphone at all", "Object.defineProperty(navigator, 'mediaDevices', {value: undefined});"),
     ("no microphone found", "navigator.mediaDevices.getUserMedia = () => "
-     "Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));", "No microphone was found"),
+     "Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));"),
 ])
-def test_say_it_without_what_it_needs_says_so(browser, site, case, script, expected):
+def test_say_it_without_what_it_needs_says_so(browser, site, case, script, language):
+    expected = SAID[language][case]
     page = browser.new_page()
     page.add_init_script(script)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site) else route.abort())
-    page.goto(site + SAY_IT, wait_until="networkidle")
+    page.goto(site + SAY_IT_PAGES[language], wait_until="networkidle")
     if case != "no WebAssembly":
         _ready(page)
         page.click("#say-it-record")
@@ -747,13 +769,15 @@ def test_say_it_without_what_it_needs_says_so(browser, site, case, script, expec
     page.close()
 
 
-def test_say_it_refuses_short_silent_quiet_and_stops_long_recordings(microphone, site):
-    page, problems = _open(microphone, site, SAY_IT, permissions=["microphone"])
+@pytest.mark.parametrize("language", SAY_IT_PAGES)
+def test_say_it_refuses_short_silent_quiet_and_stops_long_recordings(microphone, site, language):
+    page, problems = _open(microphone, site, SAY_IT_PAGES[language], permissions=["microphone"])
     _ready(page)
     rng = np.random.default_rng(0)
-    cases = {"That was only 0.10 s": np.zeros(800) + 0.5,
-             "The recording is silent": np.zeros(16_000),
-             "The recording is too quiet": rng.normal(0, 0.003, 16_000)}
+    said = SAID[language]
+    cases = {said["short"]: np.zeros(800) + 0.5,
+             said["silent"]: np.zeros(16_000),
+             said["quiet"]: rng.normal(0, 0.003, 16_000)}
     for expected, samples in cases.items():
         _unsettle(page)
         page.evaluate("samples => window.sayIt.transcribe(samples)", samples.tolist())
@@ -763,13 +787,14 @@ def test_say_it_refuses_short_silent_quiet_and_stops_long_recordings(microphone,
     _unsettle(page)
     page.click("#say-it-record")
     status = _status(page)
-    assert status.startswith("The recording stopped at 1 s, the longest this page takes."), status
+    assert status.startswith(said["stopped"]), status
     assert not problems, problems
     page.close()
 
 
-def test_say_it_is_usable_400_px_wide(browser, site):
-    page, problems = _open(browser, site, SAY_IT)
+@pytest.mark.parametrize("language", SAY_IT_PAGES)
+def test_say_it_is_usable_400_px_wide(browser, site, language):
+    page, problems = _open(browser, site, SAY_IT_PAGES[language])
     page.set_viewport_size({"width": 400, "height": 800})
     _ready(page)
     page.locator(".say-it-example").last.click()

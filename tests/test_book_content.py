@@ -90,9 +90,15 @@ def _seed_text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in seeds).lower()
 
 
-def glossary_entries() -> list[tuple[list[str], str]]:
-    """(term lines, definition) for each entry of book/glossary.md's glossary directive."""
-    text = (BOOK / "glossary.md").read_text(encoding="utf-8")
+GLOSSARIES = {"en": BOOK / "glossary.md", "ko": KOREAN / "glossary.md"}
+# the first line of an entry's definition: its term in the other language, linked ("({term}`어텐션`)")
+PARTNER = re.compile(r"\A\(\{term\}`([^`<>]+)`\)(?: |\Z)")
+
+
+def glossary_entries(language: str = "en", text: str | None = None) -> list[tuple[list[str], str]]:
+    """(term lines, definition) for each entry of a glossary directive: book/glossary.md's
+    (English terms) or book/ko/glossary.md's (Korean terms)."""
+    text = GLOSSARIES[language].read_text(encoding="utf-8") if text is None else text
     body = re.search(r"```\{glossary\}\n(.*?)\n```", text, re.S).group(1)
     entries = []
     for block in re.split(r"\n\s*\n", body):
@@ -105,18 +111,87 @@ def glossary_entries() -> list[tuple[list[str], str]]:
     return entries
 
 
+def all_glossary_terms() -> set[str]:
+    """Every term a {term} role may name (lower case): Sphinx's glossary terms are site-wide."""
+    return {t.lower() for language in GLOSSARIES for terms, _ in glossary_entries(language) for t in terms}
+
+
+def glossary_pairing_problems(english_text: str, korean_text: str) -> list[str]:
+    """Why book/glossary.md (English terms) and book/ko/glossary.md (Korean terms) are not one
+    glossary in two languages: one sentence per problem. Each English entry has one English term
+    line, and its definition starts with "({term}`<Korean term>`)"; each Korean entry has one
+    Korean term line, its definition starting with "({term}`<English term>`)" and then in Korean;
+    the two name each other, one to one."""
+    problems = []
+    partners = {}
+    for language, text in (("en", english_text), ("ko", korean_text)):
+        other = "ko" if language == "en" else "en"
+        partners[language] = {}
+        for terms, definition in glossary_entries(language, text):
+            if len(terms) != 1:
+                problems.append(f"{language}: {terms}: an entry has one term line, its own language's")
+                continue
+            term = terms[0]
+            if bool(HANGUL.search(term)) != (language == "ko"):
+                problems.append(f"{language}: {term!r} is not a{' Korean' if language == 'ko' else 'n English'} term")
+            partner = PARTNER.match(definition)
+            if not partner:
+                problems.append(f"{language}: {term!r}: the definition does not start with its {other} term, "
+                                f"as ({{term}}`...`)")
+                continue
+            rest = definition[partner.end():]
+            if not rest.strip():
+                problems.append(f"{language}: {term!r}: no definition")
+            elif language == "ko" and not HANGUL.search(rest):
+                problems.append(f"ko: {term!r}: the definition is not in Korean")
+            if term in partners[language]:
+                problems.append(f"{language}: {term!r} is defined twice")
+            partners[language][term] = partner.group(1).strip()
+    en, ko = partners["en"], partners.get("ko", {})
+    for term, korean in en.items():
+        if korean not in ko:
+            problems.append(f"en: {term!r} names {korean!r}, which the Korean glossary lacks")
+        elif ko[korean] != term:
+            problems.append(f"en: {term!r} names {korean!r}, whose Korean entry names {ko[korean]!r}")
+    for term, english in ko.items():
+        if english not in en:
+            problems.append(f"ko: {term!r} names {english!r}, which the English glossary lacks")
+        elif en[english] != term:
+            problems.append(f"ko: {term!r} names {english!r}, whose English entry names {en[english]!r}")
+    return problems
+
+
 def test_every_glossary_entry_pairs_english_and_korean():
-    entries = glossary_entries()
-    assert len(entries) >= 40
-    for terms, definition in entries:
-        assert any(not HANGUL.search(t) for t in terms), f"{terms}: no English term"
-        assert any(HANGUL.search(t) for t in terms), f"{terms}: no Korean term"
-        assert definition, f"{terms}: no definition"
+    """Every English entry has exactly one Korean entry and the other way round, each naming the
+    other in its definition's first line; a Korean entry's definition is in Korean."""
+    texts = {language: path.read_text(encoding="utf-8") for language, path in GLOSSARIES.items()}
+    assert len(glossary_entries("en")) >= 40
+    assert len(glossary_entries("ko")) == len(glossary_entries("en"))
+    problems = glossary_pairing_problems(texts["en"], texts["ko"])
+    assert not problems, "the two glossaries do not pair: " + "; ".join(problems)
+
+
+def test_glossary_pairing_check_sees_a_broken_glossary():
+    """The check above, on glossaries broken six ways."""
+    en, ko = (path.read_text(encoding="utf-8") for path in GLOSSARIES.values())
+    assert glossary_pairing_problems(en, ko) == []
+    broken = {
+        "no Korean entry": (en, ko.replace("어텐션\n  ({term}`attention`)\n", "어텐션 맵\n  ({term}`attention`)\n")),
+        "no English entry": (en.replace("attention\n  ({term}`어텐션`)\n", "attention map\n  ({term}`어텐션`)\n"), ko),
+        "names another": (en, ko.replace("  ({term}`attention`)\n", "  ({term}`attention weight`)\n", 1)),
+        "no link back": (en, ko.replace("  ({term}`attention`)\n", "  (attention)\n", 1)),
+        "two term lines": (en.replace("\nattention\n", "\nattention\n어텐션\n", 1), ko),
+        "not in Korean": (en, re.sub(r"(\n어텐션\n  \(\{term\}`attention`\)\n)(  .*\n)+", r"\1  A way for a decoder.\n", ko)),
+    }
+    for what, (english, korean) in broken.items():
+        assert (english, korean) != (en, ko), what
+        assert glossary_pairing_problems(english, korean), f"{what}: not seen"
 
 
 def test_glossary_terms_are_unique():
-    seen = [t.lower() for terms, _ in glossary_entries() for t in terms]
-    assert len(seen) == len(set(seen)), sorted(t for t in seen if seen.count(t) > 1)
+    """Glossary terms are site-wide in Sphinx: no term twice, in one glossary or across the two."""
+    seen = [t.lower() for language in GLOSSARIES for terms, _ in glossary_entries(language) for t in terms]
+    assert len(seen) == len(set(seen)), sorted({t for t in seen if seen.count(t) > 1})
 
 
 # Terms chapters 3-5 teach beyond the seed (issue 20), with the Korean term the glossary gives each
@@ -132,12 +207,15 @@ TAUGHT_TERMS = {
 
 
 def test_glossary_has_the_terms_chapters_three_to_five_teach():
-    entries = {terms[0]: (terms[1:], definition) for terms, definition in glossary_entries()}
-    for english, korean in TAUGHT_TERMS.items():
+    entries = {terms[0]: definition for terms, definition in glossary_entries("en")}
+    korean = {terms[0]: definition for terms, definition in glossary_entries("ko")}
+    for english, term in TAUGHT_TERMS.items():
         assert english in entries, f"the glossary lacks {english!r}"
-        others, definition = entries[english]
-        assert korean in others, f"{english!r}: the Korean term {korean!r} is missing"
+        definition = entries[english]
+        assert definition.startswith(f"({{term}}`{term}`)"), f"{english!r}: the Korean term {term!r} is missing"
         assert re.search(r"Chapters? \d|\{doc\}`ch\d\d_", definition), f"{english!r}: no chapter named"
+        assert term in korean, f"the Korean glossary lacks {term!r}"
+        assert re.search(r"\d장|\{doc\}`ch\d\d_", korean[term]), f"{term!r}: no chapter named"
 
 
 def glossary_key(term: str) -> str:
@@ -145,19 +223,23 @@ def glossary_key(term: str) -> str:
     return unicodedata.normalize("NFD", term.lower())
 
 
-def test_glossary_source_is_in_the_order_the_page_shows():
+@pytest.mark.parametrize("language", GLOSSARIES)
+def test_glossary_source_is_in_the_order_the_page_shows(language):
     """`:sorted:` orders the rendered glossary; the source keeps that order too, so that a new
-    entry goes where a reader (of the page or of the file) looks for it."""
-    text = (BOOK / "glossary.md").read_text(encoding="utf-8")
-    assert re.search(r"```\{glossary\}\n:sorted:\n", text), "the glossary is no longer :sorted:"
-    first = [terms[0] for terms, _ in glossary_entries()]
+    entry goes where a reader (of the page or of the file) looks for it. The Korean glossary is
+    in Korean order (NFD jamo: ㄱ, ㄲ, ㄴ, ...)."""
+    text = GLOSSARIES[language].read_text(encoding="utf-8")
+    assert re.search(r"```\{glossary\}\n:sorted:\n", text), f"the {language} glossary is no longer :sorted:"
+    first = [terms[0] for terms, _ in glossary_entries(language)]
     misplaced = [(a, b) for a, b in zip(first, first[1:]) if glossary_key(a) > glossary_key(b)]
-    assert not misplaced, "glossary entries out of order: " + "; ".join(f"{a!r} before {b!r}" for a, b in misplaced)
+    assert not misplaced, f"{language} glossary entries out of order: " + "; ".join(f"{a!r} before {b!r}" for a, b in misplaced)
 
 
 def test_every_seed_term_is_in_the_glossary():
+    """Every seed term is taught by an English glossary entry (whose Korean partner the pairing
+    test checks)."""
     seed = _seed_text()
-    english = {t.lower() for terms, _ in glossary_entries() for t in terms}
+    english = {t.lower() for terms, _ in glossary_entries("en") for t in terms}
     for phrase, term in SEED_TERMS.items():
         assert phrase in seed, f"{phrase!r} is not in the seed any more; update SEED_TERMS"
         assert term.lower() in english, f"seed term {phrase!r}: glossary lacks {term!r}"
@@ -205,15 +287,39 @@ def test_the_notes_korean_quoted_as_it_is_written():
     assert not wrong, "quoted as the note's words, but the note does not say them: " + "; ".join(wrong)
 
 
+def term_role_problems(page: str, text: str, terms: dict[str, str]) -> list[str]:
+    """The {term} roles of a page that do not resolve, or lead to the other language's glossary:
+    an English page (book/<name>.md) links English terms, a Korean page (book/ko/<name>.md)
+    Korean ones; only each glossary's first line of a definition names its partner across.
+    ``terms``: every glossary term, lower case, with its language."""
+    korean = page.startswith("ko/")
+    text = re.sub(r"``.*?``", "", text)  # the glossary shows the syntax as code
+    problems = []
+    if Path(page).name == "glossary.md":     # a definition's first line names the other language's term
+        partner = re.compile(r"^  \(\{term\}`([^`]+)`\)$", re.M)
+        problems += [f"{page}: {{term}} {ref!r} is not in the glossary"
+                     for ref in partner.findall(text) if ref.strip().lower() not in terms]
+        text = partner.sub("", text)
+    for ref in re.findall(r"\{term\}`([^`]+)`", text):
+        target = re.search(r"<([^>]+)>$", ref)
+        target = (target.group(1) if target else ref).strip().lower()
+        if target not in terms:
+            problems.append(f"{page}: {{term}} {ref!r} is not in the glossary")
+        elif terms[target] != ("ko" if korean else "en"):
+            problems.append(f"{page}: {{term}} {ref!r} leads to the {'English' if korean else 'Korean'} glossary")
+    return problems
+
+
 def test_term_roles_point_at_glossary_terms():
-    terms = {t.lower() for ts, _ in glossary_entries() for t in ts}
-    for page in PAGES:
-        text = page.read_text(encoding="utf-8")
-        text = re.sub(r"``.*?``", "", text)  # the glossary shows the syntax as code
-        for ref in re.findall(r"\{term\}`([^`]+)`", text):
-            target = re.search(r"<([^>]+)>$", ref)
-            target = (target.group(1) if target else ref).strip().lower()
-            assert target in terms, f"{page.name}: {{term}} {ref!r} is not in the glossary"
+    terms = {t.lower(): language for language in GLOSSARIES for ts, _ in glossary_entries(language) for t in ts}
+    problems = [problem for page in PAGES
+                for problem in term_role_problems(str(page.relative_to(BOOK)), page.read_text(encoding="utf-8"), terms)]
+    assert not problems, "; ".join(problems)
+    # the check itself: an unknown term, and a term of the other language's glossary
+    assert term_role_problems("ch03_attention.md", "{term}`attention map`", terms)
+    assert term_role_problems("ko/ch03_attention.md", "{term}`attention`", terms)
+    assert term_role_problems("ch03_attention.md", "{term}`어텐션`", terms)
+    assert not term_role_problems("ko/ch03_attention.md", "{term}`어텐션` and {term}`셀프 어텐션 <셀프 어텐션>`", terms)
 
 
 def test_bibliography_keys_and_citations():

@@ -14,6 +14,83 @@ const MAX_SECONDS = 10;            // a recording stops by itself here (window.s
 const QUIET_DBFS = -35;            // a peak below this is too quiet to hear digits in
 const $ = (id) => document.getElementById(id);
 
+// Every sentence the script writes, one table per language: the page's <html lang> picks one
+// ("ko" on the Korean page, book/ko/say_it.md, which tools/twins.py marks so; English elsewhere).
+// Each sentence is one sentence (no ". " inside), as the page's tests read them.
+const SENTENCES = {
+  en: {
+    noWebAssembly: "This browser cannot run WebAssembly, which the recogniser needs: open the page in a " +
+                   "current Firefox, Chrome, Edge or Safari.",
+    ready: "Ready: press Record, say a few digits, then press Stop; or try an example.",
+    noMicrophone: "This browser gives the page no microphone (it allows one only on a page served over https " +
+                  "or from this computer); the examples below still work.",
+    loadFailed: (why) => `The recogniser could not be loaded (${why}): reload the page to try again.`,
+    exampleLabel: (example) => `${example.source === "real" ? example.voice : "synthetic"}: “${example.text}”`,
+    exampleTitle: (example) => `${example.file}: ${example.voice} says “${example.text}”`,
+    reading: (file) => `Reading ${file}…`,
+    unreadable: (file, why) => `The example ${file} could not be read (${why}).`,
+    exampleSaid: (example) => `${example.voice} said “${example.text}”. `,
+    recording: (seconds, most) => `Recording: ${seconds.toFixed(1)} s (it stops by itself at ${most} s).`,
+    recordingStarted: "Recording: say a few digits, one at a time, then press Stop.",
+    refused: "The microphone was refused: allow this page to use it (the icon in the address bar) and " +
+             "press Record again, or try an example below.",
+    notFound: "No microphone was found: plug one in and press Record again, or try an example below.",
+    notReadable: "The microphone could not be started (another program may be using it): close that " +
+                 "program and press Record again.",
+    notOpened: (why) => `The microphone could not be opened (${why}); the examples below still work.`,
+    stoppedAt: (most) => `The recording stopped at ${most} s, the longest this page takes. `,
+    tooShort: (had, needs) => `That was only ${had} s; the recogniser needs at least ${needs} s: ` +
+                              "press Record, say a few digits, then press Stop.",
+    silent: "The recording is silent: check that the microphone is not muted and press Record again.",
+    tooQuiet: (dbfs) => `The recording is too quiet to hear digits in (its loudest moment is ${dbfs} dBFS): ` +
+                        "speak closer to the microphone, or turn its level up, and press Record again.",
+    listening: "Listening…",
+    heard: (text) => `Heard “${text}”.`,
+    heardNothing: "It heard nothing: the model ended at once.",
+    took: (seconds, duration) => `${seconds} s in this browser for ${duration} s of audio ` +
+                                 "(front end, encoder and every decoder step).",
+    wentWrong: (why) => `Something went wrong (${why}): reload the page to try again.`,
+    unknownError: "unknown error",
+  },
+  ko: {
+    noWebAssembly: "이 브라우저는 인식기에 필요한 WebAssembly를 실행할 수 없습니다: 최신 Firefox, " +
+                   "Chrome, Edge 또는 Safari에서 이 페이지를 여십시오.",
+    ready: "준비되었습니다: 녹음을 누르고 숫자 몇 개를 말한 다음 정지를 누르거나, 예제를 들어 보십시오.",
+    noMicrophone: "이 브라우저는 이 페이지에 마이크를 허락하지 않습니다(https로 제공되거나 이 컴퓨터에서 " +
+                  "열린 페이지에만 허락합니다); 아래 예제는 그래도 쓸 수 있습니다.",
+    loadFailed: (why) => `인식기를 불러오지 못했습니다(${why}): 페이지를 새로 고쳐 다시 시도하십시오.`,
+    exampleLabel: (example) => `${example.source === "real" ? example.voice : "합성 음성"}: “${example.text}”`,
+    exampleTitle: (example) => `${example.file}: ${example.source === "real" ? example.voice : "합성 음성"}의 ` +
+                               `발화 “${example.text}”`,
+    reading: (file) => `${file} 읽는 중…`,
+    unreadable: (file, why) => `예제 ${file}: 읽을 수 없습니다(${why}).`,
+    exampleSaid: (example) => `${example.source === "real" ? example.voice : "합성 음성"}: “${example.text}”. `,
+    recording: (seconds, most) => `녹음 중: ${seconds.toFixed(1)}초 (${most}초가 되면 저절로 멈춥니다).`,
+    recordingStarted: "녹음 중: 숫자 몇 개를 하나씩 말한 다음 정지를 누르십시오.",
+    refused: "마이크 사용이 거부되었습니다: 이 페이지가 마이크를 쓰도록 허용하고(주소 표시줄의 아이콘) " +
+             "녹음을 다시 누르거나, 아래 예제를 들어 보십시오.",
+    notFound: "마이크를 찾지 못했습니다: 마이크를 연결하고 녹음을 다시 누르거나, 아래 예제를 들어 보십시오.",
+    notReadable: "마이크를 시작할 수 없습니다(다른 프로그램이 쓰고 있을 수 있습니다): 그 프로그램을 닫고 " +
+                 "녹음을 다시 누르십시오.",
+    notOpened: (why) => `마이크를 열 수 없습니다(${why}); 아래 예제는 그래도 쓸 수 있습니다.`,
+    stoppedAt: (most) => `녹음은 이 페이지가 받는 가장 긴 길이인 ${most}초에서 멈췄습니다. `,
+    tooShort: (had, needs) => `녹음이 ${had}초뿐입니다; 인식기에는 적어도 ${needs}초가 필요합니다: ` +
+                              "녹음을 누르고 숫자 몇 개를 말한 다음 정지를 누르십시오.",
+    silent: "녹음에 소리가 없습니다: 마이크가 음소거되지 않았는지 확인하고 녹음을 다시 누르십시오.",
+    tooQuiet: (dbfs) => `녹음이 너무 작아서 숫자를 알아들을 수 없습니다(가장 큰 순간이 ${dbfs} dBFS): ` +
+                        "마이크에 더 가까이 대고 말하거나 입력 레벨을 올린 다음 녹음을 다시 누르십시오.",
+    listening: "듣는 중…",
+    heard: (text) => `들은 것: “${text}”.`,
+    heardNothing: "아무것도 듣지 못했습니다: 모델이 곧바로 끝냈습니다.",
+    took: (seconds, duration) => `오디오 ${duration}초를 이 브라우저에서 ${seconds}초 만에 처리했습니다 ` +
+                                 "(프런트엔드, 인코더, 모든 디코더 단계).",
+    wentWrong: (why) => `문제가 생겼습니다(${why}): 페이지를 새로 고쳐 다시 시도하십시오.`,
+    unknownError: "알 수 없는 오류",
+  },
+};
+const LANGUAGE = (document.documentElement.lang || "en").toLowerCase().startsWith("ko") ? "ko" : "en";
+const SAY = SENTENCES[LANGUAGE];
+
 const ui = {
   record: $("say-it-record"), stop: $("say-it-stop"), play: $("say-it-play"), status: $("say-it-status"),
   examples: $("say-it-examples"), heard: $("say-it-heard"), took: $("say-it-took"),
@@ -40,8 +117,7 @@ function setBusy(value) {
 
 async function load() {
   if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
-    say("This browser cannot run WebAssembly, which the recogniser needs: open the page in a " +
-        "current Firefox, Chrome, Edge or Safari.", "error");
+    say(SAY.noWebAssembly, "error");
     return;
   }
   try {
@@ -56,21 +132,18 @@ async function load() {
       (name) => ort.InferenceSession.create(new URL(name, HERE).href, options)));
     const loaded = performance.now();
     await listExamples();
-    say(navigator.mediaDevices && navigator.mediaDevices.getUserMedia
-      ? "Ready: press Record, say a few digits, then press Stop; or try an example."
-      : "This browser gives the page no microphone (it allows one only on a page served over https " +
-        "or from this computer); the examples below still work.", "info");
+    say(navigator.mediaDevices && navigator.mediaDevices.getUserMedia ? SAY.ready : SAY.noMicrophone, "info");
     setBusy(false);
     // last, so that whoever waits for it (the tests, benchmarks/say_it.py) finds the examples listed
     window.sayIt.loadSeconds = (loaded - started) / 1000;
     window.sayIt.resolveReady();
   } catch (error) {
-    say(`The recogniser could not be loaded (${reason(error)}): reload the page to try again.`, "error");
+    say(SAY.loadFailed(reason(error)), "error");
   }
 }
 
 function reason(error) {
-  const text = String((error && (error.message || error.name)) || error || "unknown error");
+  const text = String((error && (error.message || error.name)) || error || SAY.unknownError);
   return text.split("\n")[0].replace(/[.\s]+$/, "").slice(0, 160);
 }
 
@@ -80,8 +153,8 @@ async function listExamples() {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "say-it-example";
-    button.textContent = `${example.source === "real" ? example.voice : "synthetic"}: “${example.text}”`;
-    button.title = `${example.file}: ${example.voice} says “${example.text}”`;
+    button.textContent = SAY.exampleLabel(example);
+    button.title = SAY.exampleTitle(example);
     button.addEventListener("click", () => guarded(() => tryExample(example)));
     ui.examples.append(button);
   }
@@ -90,16 +163,16 @@ async function listExamples() {
 // ------------------------------------------------------------------ audio in
 
 async function tryExample(example) {
-  say(`Reading ${example.file}…`, "info");
+  say(SAY.reading(example.file), "info");
   const bytes = await (await fetch(new URL(`examples/${example.file}`, HERE))).arrayBuffer();
   let audio;
   try {   // decodeAudioData resamples to the context's rate: 8 kHz
     audio = await new OfflineAudioContext(1, 1, constants.sample_rate).decodeAudioData(bytes);
   } catch (error) {
-    say(`The example ${example.file} could not be read (${reason(error)}).`, "error");
+    say(SAY.unreadable(example.file, reason(error)), "error");
     return;
   }
-  await transcribeAndShow(mono(audio), `${example.voice} said “${example.text}”. `);
+  await transcribeAndShow(mono(audio), SAY.exampleSaid(example));
 }
 
 function mono(audio) {
@@ -127,8 +200,7 @@ async function resample(samples, rate) {
 
 async function startRecording() {
   if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) {
-    say("This browser gives the page no microphone (it allows one only on a page served over https " +
-        "or from this computer); the examples below still work.", "error");
+    say(SAY.noMicrophone, "error");
     return;
   }
   let stream;
@@ -153,7 +225,7 @@ async function startRecording() {
     for (const x of data) peak = Math.max(peak, Math.abs(x));
     const seconds = samples / context.sampleRate;
     ui.level.value = Math.min(1, peak * 2);
-    say(`Recording: ${seconds.toFixed(1)} s (it stops by itself at ${window.sayIt.maxSeconds} s).`, "recording");
+    say(SAY.recording(seconds, window.sayIt.maxSeconds), "recording");
     if (seconds >= window.sayIt.maxSeconds) guarded(() => stopRecording(true));
   };
   source.connect(capture);
@@ -161,24 +233,22 @@ async function startRecording() {
   ui.record.disabled = true;
   ui.stop.disabled = false;
   ui.level.hidden = false;
-  say("Recording: say a few digits, one at a time, then press Stop.", "recording");
+  say(SAY.recordingStarted, "recording");
 }
 
 function microphoneSentence(error) {
   switch (error && error.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return "The microphone was refused: allow this page to use it (the icon in the address bar) and " +
-             "press Record again, or try an example below.";
+      return SAY.refused;
     case "NotFoundError":
     case "OverconstrainedError":
-      return "No microphone was found: plug one in and press Record again, or try an example below.";
+      return SAY.notFound;
     case "NotReadableError":
     case "AbortError":
-      return "The microphone could not be started (another program may be using it): close that " +
-             "program and press Record again.";
+      return SAY.notReadable;
     default:
-      return `The microphone could not be opened (${reason(error)}); the examples below still work.`;
+      return SAY.notOpened(reason(error));
   }
 }
 
@@ -202,7 +272,7 @@ async function stopRecording(reachedLimit = false) {
     offset += block.length;
   }
   const prefix = reachedLimit || total > limit
-    ? `The recording stopped at ${longest} s, the longest this page takes. ` : "";
+    ? SAY.stoppedAt(longest) : "";
   await transcribeAndShow(await resample(samples, rate), prefix);
 }
 
@@ -215,15 +285,13 @@ function problem(samples) {
   for (const x of samples) peak = Math.max(peak, Math.abs(x));
   const dbfs = peak > 0 ? 20 * Math.log10(peak) : -Infinity;
   if (samples.length < constants.min_samples) {
-    return `That was only ${(samples.length / rate).toFixed(2)} s; the recogniser needs at least ` +
-           `${(constants.min_samples / rate).toFixed(2)} s: press Record, say a few digits, then press Stop.`;
+    return SAY.tooShort((samples.length / rate).toFixed(2), (constants.min_samples / rate).toFixed(2));
   }
   if (dbfs < constants.silence_dbfs) {
-    return "The recording is silent: check that the microphone is not muted and press Record again.";
+    return SAY.silent;
   }
   if (dbfs < QUIET_DBFS) {
-    return `The recording is too quiet to hear digits in (its loudest moment is ${Math.round(dbfs)} dBFS): ` +
-           "speak closer to the microphone, or turn its level up, and press Record again.";
+    return SAY.tooQuiet(Math.round(dbfs));
   }
   return null;
 }
@@ -276,7 +344,7 @@ async function transcribeAndShow(samples, lead = "") {
   }
   lastSamples = samples;
   setBusy(true);
-  say(lead + "Listening…", "info");
+  say(lead + SAY.listening, "info");
   ui.heard.replaceChildren();
   ui.took.textContent = "";
   const result = await transcribe(samples, async (partial) => {
@@ -287,9 +355,8 @@ async function transcribeAndShow(samples, lead = "") {
   last = result;
   window.sayIt.last = { text: result.words.join(" "), confidences: result.confidences, end: result.end,
                         seconds: result.seconds, steps: result.steps, rows: result.rows.length };
-  say(lead + (result.words.length ? `Heard “${result.words.join(" ")}”.` : "It heard nothing: the model ended at once."), "done");
-  ui.took.textContent = `${result.seconds.toFixed(2)} s in this browser for ${result.duration.toFixed(2)} s of audio ` +
-                        "(front end, encoder and every decoder step).";
+  say(lead + (result.words.length ? SAY.heard(result.words.join(" ")) : SAY.heardNothing), "done");
+  ui.took.textContent = SAY.took(result.seconds.toFixed(2), result.duration.toFixed(2));
   setBusy(false);
 }
 
@@ -412,13 +479,14 @@ async function guarded(action) {
   try {
     await action();
   } catch (error) {
-    say(`Something went wrong (${reason(error)}): reload the page to try again.`, "error");
+    say(SAY.wentWrong(reason(error)), "error");
     setBusy(false);
   }
 }
 
-// for the tests and benchmarks/say_it.py: the last result, the load time, a transcription of samples
-window.sayIt = { last: null, loadSeconds: null, maxSeconds: MAX_SECONDS };
+// for the tests and benchmarks/say_it.py: the last result, the load time, a transcription of samples,
+// the page's language and its sentences
+window.sayIt = { last: null, loadSeconds: null, maxSeconds: MAX_SECONDS, language: LANGUAGE, sentences: SAY };
 window.sayIt.ready = new Promise((resolve) => { window.sayIt.resolveReady = resolve; });
 window.sayIt.transcribe = async (samples) => {
   await transcribeAndShow(Float32Array.from(samples));
