@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+from speechcourse.language import say
 from speechcourse.selfcheck import self_check
 
 V = 13
@@ -132,13 +133,18 @@ def _softmax_properties(name, weights, mask):
     padded = ~mask.numpy()
     if np.any(weights[padded] != 0):
         t, b = (int(i) for i in np.argwhere((weights != 0) & padded)[0])
-        raise CheckFailed(f"{name}: weight[{t}, {b}] = {weights[t, b]:.3g} on a padded frame. Padded frames "
-                          f"must get weight exactly 0 (a score of 0 is not enough: exp(0) = 1).")
+        raise CheckFailed(say(f"{name}: weight[{t}, {b}] = {weights[t, b]:.3g} on a padded frame. Padded frames "
+                              f"must get weight exactly 0 (a score of 0 is not enough: exp(0) = 1).",
+                              f"{name}: 패딩 프레임에 weight[{t}, {b}] = {weights[t, b]:.3g}입니다. 패딩 프레임의 "
+                              f"가중치는 정확히 0이어야 합니다 (점수 0으로는 부족합니다: exp(0) = 1)."))
     sums = weights.sum(axis=0)
     if np.any(np.abs(sums - 1) > 1e-5):
         b = int(np.argmax(np.abs(sums - 1)))
-        raise CheckFailed(f"{name}: column {b}'s weights sum to {sums[b]:.6g}, not 1. Softmax over the "
-                          f"frames (axis 0), over the real frames only (not zeroed after the softmax).")
+        raise CheckFailed(say(f"{name}: column {b}'s weights sum to {sums[b]:.6g}, not 1. Softmax over the "
+                              f"frames (axis 0), over the real frames only (not zeroed after the softmax).",
+                              f"{name}: 열 {b}의 가중치 합이 1이 아니라 {sums[b]:.6g}입니다. 소프트맥스는 프레임 "
+                              f"축(axis 0)을 따라, 실제 프레임에 대해서만 취하십시오 (소프트맥스 뒤에 0으로 "
+                              f"지우는 것이 아니라)."))
 
 
 @self_check("masked_softmax")
@@ -147,31 +153,40 @@ def check_masked_softmax(masked_softmax) -> None:
     scores = torch.from_numpy(rng.standard_normal((5, 3)).astype(np.float32))
     lengths = (5, 2, 1)
     mask = _mask(lengths, 5)
-    name = "masked_softmax(scores, mask) with lengths (5, 2, 1)"
+    name = say("masked_softmax(scores, mask) with lengths (5, 2, 1)", "길이 (5, 2, 1)에서 masked_softmax(scores, mask)")
     weights = _values(name, masked_softmax(scores, mask), (5, 3), "T, B")
     if not np.all(np.isfinite(weights)):
-        raise CheckFailed(f"{name} returned non-finite weights.")
+        raise CheckFailed(say(f"{name} returned non-finite weights.",
+                              f"{name}: 유한하지 않은 가중치를 돌려주었습니다."))
     _softmax_properties(name, weights, mask)
-    expect_close(f"{name}, column 0 (no padding)", weights[:, 0], torch.softmax(scores[:, 0], dim=0).numpy(),
-                 what="torch.softmax of the column")
-    expect_true(weights[0, 2] == 1.0, f"{name}: column 2 has one real frame; its weight must be exactly 1, "
-                                      f"got {weights[0, 2]:.6g}.")
+    expect_close(say(f"{name}, column 0 (no padding)", f"{name}, 열 0 (패딩 없음)"), weights[:, 0],
+                 torch.softmax(scores[:, 0], dim=0).numpy(), what=say("torch.softmax of the column", "그 열의 torch.softmax"))
+    expect_true(weights[0, 2] == 1.0, say(f"{name}: column 2 has one real frame; its weight must be exactly 1, "
+                                          f"got {weights[0, 2]:.6g}.",
+                                          f"{name}: 열 2에는 실제 프레임이 하나뿐이므로 그 가중치는 정확히 1이어야 "
+                                          f"하는데 {weights[0, 2]:.6g}입니다."))
     result = masked_softmax(scores.clone().requires_grad_(True), mask)
     expect_true(isinstance(result, torch.Tensor) and result.requires_grad,
-                f"{name}: the weights are right but carry no gradient back to the scores (built "
-                f"through .detach(), .numpy() or .item()?). Training backpropagates through them: use "
-                f"torch operations on the tensors you are given.")
+                say(f"{name}: the weights are right but carry no gradient back to the scores (built "
+                    f"through .detach(), .numpy() or .item()?). Training backpropagates through them: use "
+                    f"torch operations on the tensors you are given.",
+                    f"{name}: 가중치는 맞지만 점수로 기울기를 되돌려 보내지 않습니다 (.detach(), .numpy(), "
+                    f".item()을 거쳐 만들었습니까?). 학습은 가중치를 거쳐 역전파합니다: 주어진 텐서에 torch "
+                    f"연산을 쓰십시오."))
 
 
-@self_check("masked_softmax with scores of +-1e4")
+@self_check("masked_softmax with scores of +-1e4", "점수가 +-1e4일 때 masked_softmax")
 def check_masked_softmax_stable(masked_softmax) -> None:
     scores = torch.tensor([[1e4, -1e4], [-1e4, -1e4], [0.0, 1e4]])
     mask = torch.tensor([[True, True], [True, True], [True, False]])
-    name = "masked_softmax(scores, mask) with scores of +-1e4"
+    name = say("masked_softmax(scores, mask) with scores of +-1e4", "점수가 +-1e4일 때 masked_softmax(scores, mask)")
     weights = _values(name, masked_softmax(scores, mask), (3, 2), "T, B")
     if not np.all(np.isfinite(weights)):
-        raise CheckFailed(f"{name} returned {weights.tolist()}: exp(1e4) overflows. Subtract each column's "
-                          f"largest (real) score before exp, or use torch.softmax, which does.")
+        raise CheckFailed(say(f"{name} returned {weights.tolist()}: exp(1e4) overflows. Subtract each column's "
+                              f"largest (real) score before exp, or use torch.softmax, which does.",
+                              f"{name}: {weights.tolist()}을(를) 돌려주었습니다: exp(1e4)는 넘칩니다(overflow). "
+                              f"exp 전에 각 열의 (실제 프레임 중) 가장 큰 점수를 빼거나, 그렇게 하는 "
+                              f"torch.softmax를 쓰십시오."))
     _softmax_properties(name, weights, mask)
     expect_close(name, weights, [[1.0, 0.5], [0.0, 0.5], [0.0, 0.0]],
                  what="[[1, 0.5], [0, 0.5], [0, 0]] (exp(-2e4) is 0 in float32)")
@@ -182,10 +197,11 @@ def check_masked_softmax_stable(masked_softmax) -> None:
 def _attend(attend, scores, values, mask, name):
     result = attend(scores, values, mask)
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"{name} should return a pair (weights, context), got {describe(result)}.")
+                say(f"{name} should return a pair (weights, context), got {describe(result)}.",
+                    f"{name}은(는) 쌍 (weights, context)를 돌려주어야 하는데 {describe(result)}입니다."))
     T, B, D = values.shape
-    return (_values(f"weights returned by {name}", result[0], (T, B), "T, B"),
-            _values(f"context returned by {name}", result[1], (B, D), "B, D"))
+    return (_values(say(f"weights returned by {name}", f"{name}이(가) 돌려준 weights"), result[0], (T, B), "T, B"),
+            _values(say(f"context returned by {name}", f"{name}이(가) 돌려준 context"), result[1], (B, D), "B, D"))
 
 
 def _attend_case(seed, T, B, D, lengths):
@@ -226,7 +242,7 @@ def check_attend(attend, masked_softmax) -> None:
                  what="torch.nn.functional.scaled_dot_product_attention with the same weights and values")
 
 
-@self_check("attend: frame order and padding")
+@self_check("attend: frame order and padding", "attend: 프레임 순서와 패딩")
 def check_attend_invariances(attend, masked_softmax) -> None:
     scores, values, mask = _attend_case(7, 6, 2, 3, (6, 4))
     name = "attend(scores, values, mask)"
@@ -257,14 +273,18 @@ def _check_step(AttentionDecoder, case, seed, emb, H, E, T, lengths) -> None:
     try:
         decoder.load_state_dict(_state(case))
     except (RuntimeError, KeyError) as error:
-        raise CheckFailed(f"AttentionDecoder({V}, {emb}, {H}, {E}).load_state_dict(...) failed ({error}). Keep "
-                          f"the layers __init__ creates, with their names and sizes.") from None
+        raise CheckFailed(say(f"AttentionDecoder({V}, {emb}, {H}, {E}).load_state_dict(...) failed ({error}). Keep "
+                              f"the layers __init__ creates, with their names and sizes.",
+                              f"AttentionDecoder({V}, {emb}, {H}, {E}).load_state_dict(...)가 실패했습니다 ({error}). "
+                              f"__init__이 만드는 층을 그 이름과 크기 그대로 두십시오.")) from None
     y_prev, s_prev, states, lens = step_inputs(seed, H, E, T, lengths)
     with torch.no_grad():
         result = decoder.step(y_prev, s_prev, states, lens)
-    name = f"AttentionDecoder.step with (T, B, H, E) = ({T}, {len(lengths)}, {H}, {E}), lengths {lengths}"
+    name = say(f"AttentionDecoder.step with (T, B, H, E) = ({T}, {len(lengths)}, {H}, {E}), lengths {lengths}",
+               f"(T, B, H, E) = ({T}, {len(lengths)}, {H}, {E}), 길이 {lengths}에서 AttentionDecoder.step")
     expect_true(isinstance(result, (tuple, list)) and len(result) == 3,
-                f"{name} should return (logits, s, weights), got {describe(result)}.")
+                say(f"{name} should return (logits, s, weights), got {describe(result)}.",
+                    f"{name}은(는) (logits, s, weights)를 돌려주어야 하는데 {describe(result)}입니다."))
     B = len(lengths)
     logits = _values(f"logits returned by {name}", result[0], (B, V), "B, V")
     s = _values(f"s returned by {name}", result[1], (B, H), "B, H")
