@@ -230,15 +230,16 @@ def _from_own_softmax(masked_softmax, scores, mask, weights) -> bool:
 @self_check("attend")
 def check_attend(attend, masked_softmax) -> None:
     scores, values, mask = _attend_case(6, 5, 3, 4, (5, 3, 1))
-    name = "attend(scores, values, mask) with (T, B, D) = (5, 3, 4), lengths (5, 3, 1)"
+    name = say("attend(scores, values, mask) with (T, B, D) = (5, 3, 4), lengths (5, 3, 1)",
+               "(T, B, D) = (5, 3, 4), 길이 (5, 3, 1)에서 attend(scores, values, mask)")
     weights, context = _attend(attend, scores, values, mask, name)
     if _from_own_softmax(masked_softmax, scores, mask, weights):
         return                      # fix masked_softmax first: its own check explains what is wrong
-    _softmax_properties(f"weights returned by {name}", weights, mask)
+    _softmax_properties(say(f"weights returned by {name}", f"{name}이(가) 돌려준 weights"), weights, mask)
     # PyTorch's attention with a one-number query 1 and keys = the scores computes softmax(scores) @ values
     sdpa = torch.nn.functional.scaled_dot_product_attention(
         torch.ones(3, 1, 1), scores.T[:, :, None], values.transpose(0, 1), attn_mask=mask.T[:, None, :])[:, 0]
-    expect_close(f"context returned by {name}", context, sdpa.numpy(), rtol=1e-4, atol=1e-5,
+    expect_close(say(f"context returned by {name}", f"{name}이(가) 돌려준 context"), context, sdpa.numpy(), rtol=1e-4, atol=1e-5,
                  what="torch.nn.functional.scaled_dot_product_attention with the same weights and values")
 
 
@@ -286,13 +287,13 @@ def _check_step(AttentionDecoder, case, seed, emb, H, E, T, lengths) -> None:
                 say(f"{name} should return (logits, s, weights), got {describe(result)}.",
                     f"{name}은(는) (logits, s, weights)를 돌려주어야 하는데 {describe(result)}입니다."))
     B = len(lengths)
-    logits = _values(f"logits returned by {name}", result[0], (B, V), "B, V")
-    s = _values(f"s returned by {name}", result[1], (B, H), "B, H")
-    weights = _values(f"weights returned by {name}", result[2], (T, B), "T, B")
-    _softmax_properties(f"weights returned by {name}", weights, _mask(lengths, T))
-    expect_close(f"weights returned by {name}", weights, _expected(f"{case}/weights"), rtol=1e-4, atol=1e-5,
+    logits = _values(say(f"logits returned by {name}", f"{name}이(가) 돌려준 logits"), result[0], (B, V), "B, V")
+    s = _values(say(f"s returned by {name}", f"{name}이(가) 돌려준 s"), result[1], (B, H), "B, H")
+    weights = _values(say(f"weights returned by {name}", f"{name}이(가) 돌려준 weights"), result[2], (T, B), "T, B")
+    _softmax_properties(say(f"weights returned by {name}", f"{name}이(가) 돌려준 weights"), weights, _mask(lengths, T))
+    expect_close(say(f"weights returned by {name}", f"{name}이(가) 돌려준 weights"), weights, _expected(f"{case}/weights"), rtol=1e-4, atol=1e-5,
                  what="the reference's weights (query s_prev, keys key(states), scaled dot product)")
-    expect_close(f"s returned by {name}", s, _expected(f"{case}/s"), rtol=1e-4, atol=1e-5,
+    expect_close(say(f"s returned by {name}", f"{name}이(가) 돌려준 s"), s, _expected(f"{case}/s"), rtol=1e-4, atol=1e-5,
                  what="the reference's cell([embed(y_prev); context], s_prev), context from the values = states")
-    expect_close(f"logits returned by {name}", logits, _expected(f"{case}/logits"), rtol=1e-4, atol=1e-5,
+    expect_close(say(f"logits returned by {name}", f"{name}이(가) 돌려준 logits"), logits, _expected(f"{case}/logits"), rtol=1e-4, atol=1e-5,
                  what="the reference's out([s; context])")
