@@ -86,8 +86,8 @@ def expect_close(name: str, value, expected, rtol: float = 1e-4, atol: float = 1
         raise CheckFailed(say(
             f"{name} differs from {what} by {error[index]:.1e} at index {index} "
             f"(got {array[index]:.6g}, expected {expected[index]:.6g}).",
-            f"{name}: 인덱스 {index}에서 {what}에 비해 {error[index]:.1e}만큼 차이가 납니다 "
-            f"(받은 값 {array[index]:.6g}, 기대값 {expected[index]:.6g})."
+            f"{name}: 인덱스 {index}에서 {error[index]:.1e}만큼 차이가 납니다 "
+            f"(받은 값 {array[index]:.6g}, 기대값 {expected[index]:.6g}). 비교 대상: {what}."
         ))
     return array
 

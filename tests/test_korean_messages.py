@@ -123,13 +123,13 @@ def test_the_shared_checks_speak_korean():
     use("ko")
     with pytest.raises(CheckFailed, match=r"x: 모양이 \(T, B\) = \(2, 3\)이어야 하는데 \(3, 2\)입니다\. 크기는 맞지만"):
         expect_shape("x", np.zeros((3, 2)), (2, 3), "T, B")
-    with pytest.raises(CheckFailed, match=r"y: 인덱스 \(1,\)에서 기대값에 비해 1\.0e\+00만큼 차이가 납니다"):
+    with pytest.raises(CheckFailed, match=r"y: 인덱스 \(1,\)에서 1\.0e\+00만큼 차이가 납니다 \(받은 값 1, 기대값 0\)\. 비교 대상: 기대값\."):
         expect_close("y", np.array([0.0, 1.0]), np.array([0.0, 0.0]))
     with pytest.raises(CheckFailed, match=r"z: numpy 배열이어야 하는데 길이 2인 list입니다\."):
         expect_close("z", [1.0, 2.0], np.zeros(2))
     with pytest.raises(CheckFailed, match=r"ids: dtype이 int64 \(torch\.long\)이어야 하는데 float64입니다\."):
         expect_dtype("ids", np.zeros(2), "int64")
-    with pytest.raises(CheckFailed, match=r"W의 기울기: 인덱스 \(0,\)에서 수치 기울기에 비해"):
+    with pytest.raises(CheckFailed, match=r"W의 기울기: 인덱스 \(0,\)에서 .* 비교 대상: 수치 기울기\."):
         expect_gradient_close("W", np.array([1.0]), np.array([0.0]))
     with pytest.raises(TooLargeForGradcheck, match=r"작은 예만 확인합니다: .*\(5, 5\).*25개"):
         numerical_gradient(lambda x: float(x.sum()), np.zeros((5, 5)))

@@ -373,7 +373,7 @@ def check_clip_gradients_scales(clip_gradients) -> None:
     expect_true(isinstance(got, dict) and set(got) == set(grads),
                 say("clip_gradients should return a dict with the same keys as grads.",
                     "clip_gradients는 grads와 키가 같은 dict를 돌려주어야 합니다."))
-    if np.allclose(as_array("clipped bh", got["bh"]), [0.0, 1.0]):
+    if np.allclose(as_array(say("clipped bh", "잘린 bh"), got["bh"]), [0.0, 1.0]):
         raise CheckFailed(say("clip_gradients clipped each gradient on its own: compute ONE global "
                               "norm over all gradients and scale them all by max_norm / norm.",
                               "clip_gradients가 기울기를 하나씩 따로 잘랐습니다: 모든 기울기에 대해 전역 "
