@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from speechcourse.checks import expect_close
+from speechcourse.language import say
 
 
 # Each entry costs two calls of f. The self-checks' largest array has 16 entries; Lab 1's
@@ -40,10 +41,13 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6) -
     """
     x = np.array(x, dtype=np.float64)  # a copy, nudged in place below
     if x.size > MAX_ENTRIES:
-        raise TooLargeForGradcheck(
+        raise TooLargeForGradcheck(say(
             f"numerical_gradient checks small examples only: this array has shape {x.shape}, "
             f"{x.size} entries, more than the {MAX_ENTRIES} it accepts. Nudging every entry is a "
-            f"way to check a backward pass on a small example, not a way to compute one.")
+            f"way to check a backward pass on a small example, not a way to compute one.",
+            f"numerical_gradient는 작은 예만 확인합니다: 이 배열은 모양이 {x.shape}이고 원소가 "
+            f"{x.size}개로, 받아들이는 {MAX_ENTRIES}개보다 많습니다. 원소를 하나씩 조금씩 움직여 보는 것은 "
+            f"작은 예에서 역전파를 확인하는 방법이지, 역전파를 계산하는 방법이 아닙니다."))
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
         saved = x[index]
@@ -81,5 +85,5 @@ def expect_gradient_close(name: str, analytic, numeric, rtol: float = 1e-4,
     """
     numeric = np.asarray(numeric, dtype=np.float64)
     scale = max(1.0, float(np.max(np.abs(numeric)))) if numeric.size else 1.0
-    return expect_close(f"gradient for {name}", analytic, numeric, rtol=rtol,
-                        atol=atol * scale, what="the numerical gradient")
+    return expect_close(say(f"gradient for {name}", f"{name}의 기울기"), analytic, numeric, rtol=rtol,
+                        atol=atol * scale, what=say("the numerical gradient", "수치 기울기"))

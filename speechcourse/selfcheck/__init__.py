@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 
 from speechcourse.checks import CheckFailed
+from speechcourse.language import say
 
 
 class SelfCheckFailed(CheckFailed):
@@ -34,15 +35,18 @@ def _stub_name(error: BaseException) -> str:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     if tb is None:
-        return "your function"
+        return say("your function", "여러분의 함수")
     frame = tb.tb_frame
     owner = frame.f_locals.get("self")
     name = frame.f_code.co_name
     return f"{type(owner).__name__}.{name}" if owner is not None else name
 
 
-def self_check(what: str):
-    """Decorate a check: prints "✓ {what} passed", and turns a failure into one sentence."""
+def self_check(what: str, ko: str | None = None):
+    """Decorate a check: prints "✓ {what} passed", and turns a failure into one sentence.
+
+    ``ko`` is ``what`` in Korean (default: ``what`` itself), printed under ``use("ko")``.
+    """
     def decorate(check):
         @functools.wraps(check)
         def run(*args, **kwargs):
@@ -55,10 +59,13 @@ def self_check(what: str):
             except NotImplementedError as error:
                 if type(error) is not NotImplementedError:
                     raise
-                raise NotWrittenYet(
+                raise NotWrittenYet(say(
                     f"{_stub_name(error)} raised NotImplementedError: it is still the stub. "
                     "Write its body (replace `raise NotImplementedError()`) and run its cell "
-                    "again before this check.") from None
-            print(f"✓ {what} passed")
+                    "again before this check.",
+                    f"{_stub_name(error)}이(가) NotImplementedError를 일으켰습니다: 아직 빈 틀(stub) "
+                    "그대로입니다. 본문을 작성하고(`raise NotImplementedError()`를 바꾸십시오) 그 셀을 "
+                    "다시 실행한 다음 이 확인을 실행하십시오.")) from None
+            print(say(f"✓ {what} passed", f"✓ {what if ko is None else ko} 통과"))
         return run
     return decorate
