@@ -115,8 +115,13 @@ def released_cells(notebook, lab: str) -> dict[str, str] | None:
 
 
 def release_all(lab: str) -> list[Path]:
-    """``make labs`` for one lab: the English release and one per language it has a translation for."""
-    from .translation import languages
+    """``make labs`` for one lab: the English release and one per language it has a translation for.
+
+    Every translation file is checked first, so a broken one stops ``make labs`` before it writes anything.
+    """
+    from .translation import languages, translations
+    for language in languages(lab):
+        translations(lab, language)
     return [release(lab)] + [release(lab, language=language) for language in languages(lab)]
 
 
