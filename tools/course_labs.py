@@ -123,16 +123,16 @@ def run_box_ko(app, docname: str, lab: str) -> nodes.admonition:
     steps = nodes.enumerated_list()
     steps += nodes.list_item("", _paragraph(
         _download(docname, f"/_build/bundles/{name}", name),
-        f"({_megabytes(lab, 'ko')}: 이 노트북, 강의의 도우미 패키지"
+        f" ({_megabytes(lab, 'ko')}: 이 노트북, 강좌의 도우미 패키지"
         f"{'' if student_release.splits_needed(lab) == [] else ', 이 실습이 쓰는 음성 말뭉치'})를 내려받아 압축을 풉니다."))
     steps += nodes.list_item("", _paragraph(f"터미널에서, 압축을 푼 폴더 {lab}/에서 설치하고 엽니다"
                                             "(Python 3.11 이상):"), _commands(lab))
     box += steps
     hub, repository, branch = _hub(app)
     if hub and repository:
-        link = nodes.reference("", "", nodes.Text("강의의 JupyterHub에서 이 실습 열기"),
+        link = nodes.reference("", "", nodes.Text("강좌의 JupyterHub에서 이 실습 열기"),
                                refuri=jupyterhub_link(hub, repository, branch, lab))
-        box += _paragraph("설치 없이 열려면: ", link, "(영어판 노트북).")
+        box += _paragraph("설치 없이 열려면: ", link, ".")
     box += _paragraph("첫 번째 명령은 처음 한 번, 몇 분 걸립니다. 노트북의 첫 셀을 실행하면 자가 점검이 한국어로 "
                       "말합니다. 자가 점검, 채점, 제출 방법은 ",
                       _doc_link(docname, "/book/ko/labs", "실습 안내", app.env), "에 있습니다.")

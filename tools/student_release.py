@@ -195,7 +195,7 @@ def readme_ko(labs: list[str], flat: str | None = None) -> str:
         f"- `labs/{lab}/{lab}.ipynb`: {lab_title(lab, 'ko')}{' (영어)' if lab in english else ''}\n" for lab in labs)
     return f"""# {lab_title(flat, "ko") if flat else "음성 인식을 위한 시퀀스 모델: 실습"}
 
-실습에 필요한 것이 모두 들어 있습니다. 노트북, 강의의 도우미 패키지 `speechcourse/`(말뭉치
+실습에 필요한 것이 모두 들어 있습니다. 노트북, 강좌의 도우미 패키지 `speechcourse/`(말뭉치
 로더, 오디오 전처리, 그림, 자가 점검){corpus}입니다. 실습 중에는 아무것도 내려받지 않으며,
 노트북 컴퓨터의 CPU로 충분합니다.
 {listing}
