@@ -77,6 +77,17 @@ def test_korean_release_has_the_english_cells_and_the_translated_text(lab):
                       for c in english.cells if utils.is_grade(c)}
 
 
+@needs_korean
+@pytest.mark.parametrize("lab", KOREAN_LABS)
+def test_the_committed_korean_release_is_on_record(lab):
+    """make labs records the Korean release's given cells in releases.json too: commit it with labs/ko."""
+    from autograder.release import RELEASE_KEY, released_cells
+    korean = _read(translated_notebook(lab, "ko"))
+    assert korean.metadata.get(RELEASE_KEY) != _read(student_notebook(lab)).metadata.get(RELEASE_KEY)
+    assert released_cells(korean, lab) == given_cells(korean), \
+        f"solutions/{lab}/releases.json lacks the release in labs/ko/{lab}: run make labs and commit both"
+
+
 # ------------------------------------------------------------------- a broken ko.yml, in one line
 
 def _entries_file(tmp_path, lab: str, change) -> tuple:
