@@ -231,16 +231,22 @@ class LabTable(Directive):
 
 
 class LabBundles(Directive):
-    """A list: each lab's title and its zip."""
+    """A list: each lab's title and its zip (``:language: ko``: the Korean ones, English where none)."""
+
+    option_spec = {"language": lambda value: directives.choice(value, ("en", "ko"))}
 
     def run(self):
         env = self.state.document.settings.env
         docname = env.docname
+        wanted = self.options.get("language", "en")
         items = nodes.bullet_list()
         for lab in student_release.lab_names():
+            language = wanted if student_release.has_edition(lab, wanted) else "en"
+            name = student_release.bundle_name(lab, language)
             items += nodes.list_item("", _paragraph(
-                _doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab), env), ": ",
-                _download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"), f" ({_megabytes(lab)})"))
+                _doc_link(docname, "/" + lab_page(lab, language), student_release.lab_title(lab, language), env),
+                " (영어)" if language != wanted else "", ": ",
+                _download(docname, f"/_build/bundles/{name}", name), f" ({_megabytes(lab, language)})"))
         return [items]
 
 
