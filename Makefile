@@ -13,6 +13,8 @@ JOBS ?= 0
 SCHEDULER ?=
 FORMAT ?= wide
 PORT ?= 8888
+# the student edition's language: en, or ko (the Korean notebooks and README). Not LANG, the locale.
+EDITION ?= en
 
 .PHONY: help setup node book book-clean labs grade formgrader export test data clean student-release
 
@@ -43,11 +45,12 @@ book: setup node ## Build the HTML book into _build/html (warnings are errors)
 book-clean: ## Remove the built book and its execution cache
 	rm -rf _build
 
-labs: setup ## Regenerate the student notebooks in labs/ from solutions/ with nbgrader
+labs: setup ## Regenerate the student notebooks in labs/ (and labs/ko/ from solutions/<lab>/ko.yml) with nbgrader
 	$(BIN)/python -m autograder release $(LABS)
 
-student-release: setup ## Write the student edition (labs, speechcourse, corpus, slim requirements) to OUT=dist/student
-	$(BIN)/python tools/student_release.py release $(if $(filter command line,$(origin OUT)),$(OUT),dist/student)
+student-release: setup ## Write the student edition (labs, speechcourse, corpus, slim requirements) to OUT=dist/student [EDITION=ko]
+	$(BIN)/python tools/student_release.py release $(if $(filter command line,$(origin OUT)),$(OUT),dist/student) \
+	  --edition $(EDITION)
 
 grade: setup ## Grade SUBMISSIONS=<dir> (<student>/<lab>/<notebook>.ipynb) into OUT=<dir> [JOBS=N] [SCHEDULER=tcp://host:8786]
 	$(BIN)/python -m autograder grade $(SUBMISSIONS) $(OUT) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))

@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    release = commands.add_parser("release", help="generate labs/<lab>/<lab>.ipynb from solutions/ with nbgrader")
+    release = commands.add_parser("release", help="generate labs/<lab>/<lab>.ipynb (and labs/ko/<lab>/<lab>.ipynb where solutions/<lab>/ko.yml exists) from solutions/ with nbgrader")
     release.add_argument("labs", nargs="*", help="lab slugs (default: every lab)")
 
     grade = commands.add_parser("grade", help="grade SUBMISSIONS (<student>/<lab>/<lab>.ipynb) into OUT")
@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "release":
             from .course import lab_names
-            from .release import release as release_lab
+            from .release import release_all
             for lab in args.labs or lab_names():
-                print(f"wrote {release_lab(lab)}")
+                for path in release_all(lab):
+                    print(f"wrote {path}")
         elif args.command == "grade":
             from .grade import grade_folder
             from .sandbox import Limits, sandbox_available

@@ -26,8 +26,9 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
-from .preprocessors import NOTES_KEY
+from .preprocessors import EDITION_KEY, NOTES_KEY
 from .release import edited_cell_note, released_cells
+from .translation import current_texts
 
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -278,17 +279,24 @@ def _grade_id(cell) -> str | None:
     return None
 
 
-def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | None = None) -> list[str]:
+def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | None = None,
+                         editions: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Make ``notebook``'s graded cells match the released lab's, one each, in place.
 
     Deleted, duplicated and retyped graded cells are restored from ``student_version``
     (so they count as unanswered), edited test and read-only cells get their original
     text back, and every graded cell gets its original nbgrader metadata (points
     included). Returns a sentence for each repair.
+
+    ``editions`` (language -> grade_id -> text, :func:`autograder.translation.current_texts`)
+    are the instruction cells of today's release in another language: a cell that holds its
+    text is unedited (no note); it is graded with the English text, and the notebook's
+    metadata :data:`EDITION_KEY` keeps the translation for the feedback page.
     """
     released = {_grade_id(cell): cell for cell in student_version.cells if _grade_id(cell)}
     order = [gid for gid in (_grade_id(cell) for cell in student_version.cells) if gid]
-    notes, kept, cells = [], {}, []
+    notes, kept, cells, kept_text = [], {}, [], {}
+    notebook.metadata.pop(EDITION_KEY, None)   # only the grader writes it
     for cell in notebook.cells:
         grade_id = _grade_id(cell)
         if grade_id is None:
@@ -315,8 +323,13 @@ def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | No
             metadata = original.metadata["nbgrader"]
             is_answer = metadata.get("solution", False)
             if not is_answer and cell.source != original.source:
-                # judged against the release the student received (``earlier``), not today's
-                notes.append(edited_cell_note(grade_id, cell.source, earlier))
+                language = next((language for language, texts in (editions or {}).items()
+                                 if cell.cell_type == "markdown" and texts.get(grade_id) == cell.source), None)
+                if language is not None:   # today's release in that language: not an edit
+                    kept_text.setdefault(language, {})[grade_id] = cell.source
+                else:
+                    # judged against the release the student received (``earlier``), not today's
+                    notes.append(edited_cell_note(grade_id, cell.source, earlier))
                 cell.source = original.source
             cell.metadata["nbgrader"] = copy.deepcopy(metadata)
         kept[grade_id] = cell
@@ -331,6 +344,9 @@ def restore_graded_cells(notebook, student_version, earlier: dict[str, str] | No
         kept[grade_id] = restored
         notes.append(f"Cell {grade_id} was missing; it was restored unanswered.")
     notebook.cells = cells
+    if kept_text:
+        language = max(kept_text, key=lambda name: len(kept_text[name]))
+        notebook.metadata[EDITION_KEY] = {"language": language, "cells": kept_text[language]}
     return notes
 
 
@@ -360,6 +376,7 @@ def _repair(intake: Intake, lab: str, student_version) -> Intake:
     if kernel != KERNEL["name"]:
         intake.notes.append(f"The notebook asked for the kernel {_printable(repr(kernel))}; it was graded with python3.")
     notebook.metadata["kernelspec"] = dict(KERNEL)
-    intake.notes += restore_graded_cells(notebook, student_version, released_cells(notebook, lab))
+    intake.notes += restore_graded_cells(notebook, student_version, released_cells(notebook, lab),
+                                         current_texts(lab))
     notebook.metadata[NOTES_KEY] = {"notes": list(intake.notes)}
     return intake

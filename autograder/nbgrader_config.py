@@ -25,6 +25,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+    "autograder.preprocessors.RestoreEdition",         # a Korean submission's instructions, back in Korean
     "autograder.preprocessors.SanitiseForFormgrader",   # last: the formgrader renders raw HTML
 ]
 # Feedback shows each test's outcome, not the hidden part of the test cell.

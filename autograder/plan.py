@@ -15,10 +15,12 @@ from nbgrader import utils
 
 from .course import SOLUTIONS, source_notebook
 from .release import generate
+from .translation import LANGUAGES
 
 HERE = Path(__file__).parent
 GRADER_FILES = [HERE / name for name in
-                ("grade.py", "job.py", "plan.py", "intake.py", "preprocessors.py", "sandbox.py", "cgroups.py", "view.py",
+                ("grade.py", "job.py", "plan.py", "intake.py", "translation.py", "preprocessors.py", "sandbox.py",
+                 "cgroups.py", "view.py",
                  "harness.py", "wire.py", "hidden.py", "calls.py", "skipping.py", "feedback.py")]
 
 
@@ -42,7 +44,8 @@ def sha256_of_parts(*parts: bytes) -> str:
 
 def grader_fingerprint(lab: str) -> str:
     """The grader's inputs for ``lab``: its notebook, hidden tests, reference and the grader's code."""
-    inputs = [source_notebook(lab), SOLUTIONS / lab / "hidden_tests.py", SOLUTIONS / lab / "reference.py"]
+    inputs = [source_notebook(lab), SOLUTIONS / lab / "hidden_tests.py", SOLUTIONS / lab / "reference.py",
+              *(SOLUTIONS / lab / f"{language}.yml" for language in LANGUAGES)]
     return sha256_of_parts(*(path.read_bytes() for path in inputs + GRADER_FILES if path.exists()))
 
 

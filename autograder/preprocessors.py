@@ -24,6 +24,9 @@ from .sandbox import Limits, Verdict, grade_in_sandbox
 from .skipping import SKIPPED_NOTE, should_skip, skipped_sources
 
 NOTES_KEY = "autograder"   # notebook metadata the intake fills: {"notes": [...]}
+# notebook metadata the intake fills (and clears) for a translated submission:
+# {"language": "ko", "cells": {grade_id: the release's text of that instruction cell}}
+EDITION_KEY = "autograder_edition"
 KEPT_MIMES = ("image/png", "image/jpeg", "text/plain")
 MAX_KEPT_BYTES = 8 << 20   # the student's own outputs kept in one notebook
 MAX_KEPT_TEXT = 20_000     # characters of one kept text output
@@ -88,6 +91,27 @@ class TrustedExecute(NbGraderPreprocessor):
                                      + "\n".join(f"- {markdown_text(note)}" for note in notes))
             cell.metadata[NOTES_CELL_KEY] = True
             nb.cells.insert(0, cell)
+        return nb, resources
+
+
+class RestoreEdition(NbGraderPreprocessor):
+    """After the grades are saved: a translated submission's instruction cells get back the text of
+    the release the student worked from (nbgrader restored the English from the gradebook), so its
+    feedback page and the formgrader read in the student's language. Only locked markdown cells
+    that are not answers change, only to the text the intake found to be that release's, and the
+    sanitiser (the next step) still applies."""
+
+    def preprocess(self, nb, resources):
+        edition = nb.metadata.pop(EDITION_KEY, None)
+        cells = edition.get("cells") if isinstance(edition, dict) else None
+        if isinstance(cells, dict):
+            for cell in nb.cells:
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if (cell.cell_type == "markdown" and utils.is_locked(cell) and not utils.is_solution(cell)
+                        and isinstance(cells.get(grade_id), str)):
+                    cell.source = cells[grade_id]
+            if isinstance(edition.get("language"), str):
+                nb.metadata["course_language"] = edition["language"]
         return nb, resources
 
 

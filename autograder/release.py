@@ -18,21 +18,27 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
 from .course import nbgrader_config, source_notebook, student_notebook
+from .translation import LANGUAGE_KEY, translated_notebook, translated_source
 
 
 class ReleaseError(Exception):
     pass
 
 
-def generate(lab: str, course_root: Path) -> Path:
+def generate(lab: str, course_root: Path, notebook=None) -> Path:
     """Run nbgrader's generate_assignment for ``lab`` in ``course_root`` (which it fills).
 
     ``course_root`` gets ``source/<lab>/<lab>.ipynb``, ``release/<lab>/<lab>.ipynb`` and a
     gradebook that knows the lab: all a later autograde needs. Returns the release notebook.
+    ``notebook`` is the source to generate from (default: ``solutions/<lab>/<lab>.ipynb``;
+    the Korean release passes its translated source, :mod:`autograder.translation`).
     """
     source = course_root / "source" / lab
     source.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source_notebook(lab), source / f"{lab}.ipynb")
+    if notebook is None:
+        shutil.copy(source_notebook(lab), source / f"{lab}.ipynb")
+    else:
+        nbformat.write(notebook, source / f"{lab}.ipynb")
     config = nbgrader_config(course_root, source_directory="source", release_directory="release")
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.generate_assignment(lab, force=True, create=True)
@@ -63,18 +69,26 @@ def release_fingerprint(notebook) -> str:
     return _digest(json.dumps(sorted(given_cells(notebook).items())))
 
 
-def release(lab: str, destination: Path | None = None) -> Path:
-    """Write the student notebook of ``lab`` to ``destination`` (default ``labs/<lab>/<lab>.ipynb``).
+def release(lab: str, destination: Path | None = None, language: str = "en") -> Path:
+    """Write the student notebook of ``lab`` to ``destination`` (default ``labs/<lab>/<lab>.ipynb``,
+    or ``labs/<language>/<lab>/<lab>.ipynb`` for a translated release).
 
     The notebook carries its release's fingerprint; ``make labs`` (the default destination)
-    also records that release's given cells in ``solutions/<lab>/releases.json``, so a later
-    edit of the lab is not blamed on students who hold an earlier release.
+    also records that release's given cells in ``solutions/<lab>/releases.json`` (the English
+    and the Korean release alike), so a later edit of the lab is not blamed on students who
+    hold an earlier release.
     """
     record = destination is None
-    destination = destination or student_notebook(lab)
+    if language == "en":
+        destination, source = destination or student_notebook(lab), None
+    else:
+        destination = destination or translated_notebook(lab, language)
+        source = translated_source(lab, language)   # a broken ko.yml stops here, in one line
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:
-        generated = generate(lab, Path(scratch))
+        generated = generate(lab, Path(scratch), source)
         notebook = nbformat.read(generated, as_version=4)
+    if language != "en":
+        notebook.metadata[LANGUAGE_KEY] = language
     notebook.metadata[RELEASE_KEY] = release_fingerprint(notebook)
     if record:
         path = source_notebook(lab).parent / RELEASES_FILE
@@ -98,6 +112,17 @@ def released_cells(notebook, lab: str) -> dict[str, str] | None:
         return None
     cells = known.get(fingerprint)
     return cells if isinstance(cells, dict) else None
+
+
+def release_all(lab: str) -> list[Path]:
+    """``make labs`` for one lab: the English release and one per language it has a translation for.
+
+    Every translation file is checked first, so a broken one stops ``make labs`` before it writes anything.
+    """
+    from .translation import languages, translations
+    for language in languages(lab):
+        translations(lab, language)
+    return [release(lab)] + [release(lab, language=language) for language in languages(lab)]
 
 
 def edited_cell_note(grade_id: str, source: str, earlier: dict[str, str] | None) -> str:

@@ -3,7 +3,8 @@
 Grading is the slow part of the suite, so every lab found in ``solutions/`` (with its
 student notebook in ``labs/`` and its hidden tests) is graded in one run with two jobs,
 as an instructor grades a class: the student ``solution`` and the student ``untouched``
-hand in every lab; every fixture of ``tests/fixtures/<lab>/`` is a student of its own;
+hand in every lab (and ``ko-solution`` and ``ko-untouched`` the Korean release of each lab that has
+one); every fixture of ``tests/fixtures/<lab>/`` is a student of its own;
 Lab 1 also carries the attack catalogue and the malformed submissions. The test modules
 then each read the results they are about: ``graded["results"]`` is Lab 1's, keyed by
 student, and ``lab_results(graded, lab)`` any lab's, keyed the same way (``solution``,
@@ -22,6 +23,7 @@ from autograder.course import SOLUTIONS, lab_names, source_notebook, student_not
 from autograder.fill import answers_from_source, fill, read_answers
 from autograder.grade import grade_folder
 from autograder.sandbox import Limits
+from autograder.translation import translated_notebook
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures"
@@ -31,12 +33,13 @@ TEST_LIMITS = Limits(cell_timeout=20, call_timeout=8, notebook_budget=240)
 CLASS_JOBS = 2   # the class is graded as make grade grades it: in parallel
 
 
-def lab_submission(lab: str, fixture: Path | None = None):
-    """The student notebook filled with the reference answers, then with ``fixture``'s cells."""
+def lab_submission(lab: str, fixture: Path | None = None, notebook: Path | None = None):
+    """The student notebook (or ``notebook``: the Korean release) filled with the reference answers,
+    then with ``fixture``'s cells."""
     answers = answers_from_source(nbformat.read(source_notebook(lab), as_version=4))
     if fixture is not None:
         answers.update(read_answers(fixture))
-    return fill(nbformat.read(student_notebook(lab), as_version=4), answers)
+    return fill(nbformat.read(notebook or student_notebook(lab), as_version=4), answers)
 
 
 def write_submission(root: Path, student: str, lab: str, notebook=None, name: str | None = None,
@@ -70,7 +73,8 @@ def graded_labs() -> list[str]:
 
 def _student(lab: str, name: str) -> str:
     """Lab 1's students keep their plain names; another lab's fixtures are prefixed with the lab."""
-    return name if lab == LAB or name in ("solution", "untouched") else f"{lab}-{name}"
+    return name if lab == LAB or name in ("solution", "untouched", "ko-solution", "ko-untouched") \
+        else f"{lab}-{name}"
 
 
 def _class_folder(root: Path) -> dict[str, dict[str, str]]:
@@ -85,6 +89,10 @@ def _class_folder(root: Path) -> dict[str, dict[str, str]]:
         attacks = FIXTURES / "attacks" if lab == LAB else FIXTURES / "attacks" / lab
         for fixture in sorted(attacks.glob("*.py")):
             kinds[f"attack-{fixture.stem}"] = lab_submission(lab, fixture)
+        korean = translated_notebook(lab, "ko")
+        if korean.is_file():   # the Korean release, graded by the same grader (test_korean_labs.py)
+            kinds["ko-solution"] = lab_submission(lab, notebook=korean)
+            kinds["ko-untouched"] = nbformat.read(korean, as_version=4)
         for name, notebook in kinds.items():
             students[name] = _student(lab, name)
             write_submission(root, students[name], lab, notebook)

@@ -193,6 +193,82 @@ def test_zips_leak_no_solution_hidden_test_or_fixture(bundles, secret_lines):
         _assert_no_secret(_texts_of_zip(path), secret_lines, f"{lab}.zip")
 
 
+# ------------------------------------------------------------------------------ the Korean edition
+
+KOREAN = [lab for lab in student_release.lab_names() if student_release.has_edition(lab, "ko")]
+needs_korean = pytest.mark.skipif(not KOREAN, reason="no lab has a Korean release (labs/ko) yet")
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@pytest.fixture(scope="session")
+def release_ko(tmp_path_factory) -> Path:
+    return student_release.write_release(tmp_path_factory.mktemp("student-ko") / "release", edition="ko")
+
+
+@pytest.fixture(scope="session")
+def bundles_ko(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("bundles-ko")
+    return {path.stem: path for path in student_release.write_bundles(out, edition="ko")}
+
+
+def _files(root: Path) -> set[str]:
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+@needs_korean
+def test_korean_release_holds_the_same_files_with_the_korean_notebooks(release, release_ko):
+    assert _files(release_ko) == _files(release)
+    for lab in student_release.lab_names():
+        shipped = (release_ko / "labs" / lab / f"{lab}.ipynb").read_bytes()
+        expected = student_release.edition_notebook(lab, "ko") if lab in KOREAN else student_notebook(lab)
+        assert shipped == expected.read_bytes(), lab
+    for name in ("requirements.txt", "pyproject.toml", "data/digits.npz"):
+        assert (release_ko / name).read_bytes() == (release / name).read_bytes(), name
+    for path in release_ko.rglob("*"):
+        assert path.name not in INSTRUCTOR_ONLY, path
+
+
+@needs_korean
+def test_korean_release_readme_is_korean_with_the_same_two_commands(release, release_ko):
+    readme = (release_ko / "README.md").read_text(encoding="utf-8")
+    assert len(HANGUL.findall(readme)) > 200
+    commands = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    assert commands == re.findall(r"```bash\n(.*?)```", (release / "README.md").read_text(), re.S)
+    for lab in KOREAN:
+        assert student_release.lab_title(lab, "ko") in readme
+
+
+@needs_korean
+def test_korean_release_and_zips_leak_no_solution_hidden_test_or_fixture(release_ko, bundles_ko, secret_lines):
+    _assert_no_secret(_texts_of_folder(release_ko), secret_lines, "Korean student release")
+    for lab, path in bundles_ko.items():
+        _assert_no_secret(_texts_of_zip(path), secret_lines, f"{lab}.zip")
+
+
+@needs_korean
+def test_every_korean_lab_has_a_zip_like_its_english_one(bundles, bundles_ko):
+    assert sorted(bundles_ko) == [f"{lab}-ko" for lab in KOREAN]
+    for lab in KOREAN:
+        with zipfile.ZipFile(bundles[lab]) as english, zipfile.ZipFile(bundles_ko[f"{lab}-ko"]) as korean:
+            assert set(korean.namelist()) == set(english.namelist())
+            assert korean.read(f"{lab}/{lab}.ipynb") == student_release.edition_notebook(lab, "ko").read_bytes()
+            assert HANGUL.search(korean.read(f"{lab}/README.md").decode())
+            for name in english.namelist():
+                if not name.endswith(("README.md", ".ipynb")):
+                    assert korean.read(name) == english.read(name), name
+
+
+@needs_korean
+def test_make_student_release_edition_ko_writes_the_korean_edition(tmp_path):
+    out = tmp_path / "student-ko"
+    run = subprocess.run(["make", "-o", ".venv/.installed", "student-release", f"OUT={out}", "EDITION=ko"],
+                         cwd=REPO, capture_output=True, text=True, env={**os.environ, "LANG": "en_US.UTF-8"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {path.name for path in out.iterdir()} == RELEASE_TOP
+    lab = KOREAN[0]
+    assert (out / "labs" / lab / f"{lab}.ipynb").read_bytes() == student_release.edition_notebook(lab, "ko").read_bytes()
+
+
 def test_a_lab_that_loads_split_names_it_cannot_see_ships_the_whole_corpus(monkeypatch, tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("name = 'train'\nload_split(name)")])
     (tmp_path / "x" ).mkdir()

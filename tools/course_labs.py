@@ -9,6 +9,10 @@
   JupyterHub through nbgitpuller. Nothing is shown for a hub that is not configured.
 - Directives: ```` ```{lab-table} ```` (every lab: chapter, notebook, zip) and
   ```` ```{lab-bundles} ```` (a list of the zips), used by `book/labs.md` and `book/intro.md`.
+- The Korean edition: a Korean lab page (labs/ko/<slug>/<slug>, made by `make labs` from
+  `solutions/<slug>/ko.yml`) gets the box in Korean, offering the Korean zip `<slug>-ko.zip`;
+  ```` ```{lab-table} ```` with `:language: ko` is the table of `book/ko/labs.md`: the Korean
+  lab pages, notebooks and zips (the English ones, marked (영어), for a lab not yet translated).
 
 The theme's own launch buttons stay off (they would put a hub button on every chapter
 page too, pointing at files the student repository does not have).
@@ -18,7 +22,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from docutils import nodes
-from docutils.parsers.rst import Directive
+from docutils.parsers.rst import Directive, directives
 from sphinx import addnodes
 from sphinx.util import logging
 
@@ -36,8 +40,8 @@ def jupyterhub_link(hub: str, repository: str, branch: str, lab: str) -> str:
     return f"{hub.rstrip('/')}/hub/user-redirect/git-pull?{query}"
 
 
-def _megabytes(lab: str) -> str:
-    path = BUNDLES / f"{lab}.zip"
+def _megabytes(lab: str, language: str = "en") -> str:
+    path = BUNDLES / student_release.bundle_name(lab, language)
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else ""
 
 
@@ -63,6 +67,21 @@ def _paragraph(*parts) -> nodes.paragraph:
     return paragraph
 
 
+def lab_page(lab: str, language: str = "en") -> str:
+    """The docname of a lab's page: labs/<lab>/<lab>, or labs/ko/<lab>/<lab>."""
+    return f"labs/{lab}/{lab}" if language == "en" else f"labs/{language}/{lab}/{lab}"
+
+
+def lab_of_page(docname: str) -> tuple[str, str] | None:
+    """(lab, language) of a lab page's docname; None for any other page."""
+    parts = docname.split("/")
+    if len(parts) == 3 and parts[0] == "labs" and parts[1] == parts[2] and parts[1] not in student_release.EDITIONS:
+        return parts[1], "en"
+    if len(parts) == 4 and parts[0] == "labs" and parts[1] in student_release.EDITIONS[1:] and parts[2] == parts[3]:
+        return parts[2], parts[1]
+    return None
+
+
 def _commands(lab: str) -> nodes.literal_block:
     text = (f"python3 -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
             f".venv/bin/jupyter lab {lab}.ipynb")
@@ -71,7 +90,9 @@ def _commands(lab: str) -> nodes.literal_block:
     return block
 
 
-def run_box(app, docname: str, lab: str) -> nodes.admonition:
+def run_box(app, docname: str, lab: str, language: str = "en") -> nodes.admonition:
+    if language == "ko":
+        return run_box_ko(app, docname, lab)
     box = nodes.admonition(classes=["tip", "run-this-lab"])
     box += nodes.title("Run this lab", "Run this lab")
     steps = nodes.enumerated_list()
@@ -94,6 +115,30 @@ def run_box(app, docname: str, lab: str) -> nodes.admonition:
     return box
 
 
+def run_box_ko(app, docname: str, lab: str) -> nodes.admonition:
+    """The box of a Korean lab page: the same steps, in Korean, with the Korean zip."""
+    box = nodes.admonition(classes=["tip", "run-this-lab"])
+    box += nodes.title("이 실습 실행하기", "이 실습 실행하기")
+    name = student_release.bundle_name(lab, "ko")
+    steps = nodes.enumerated_list()
+    steps += nodes.list_item("", _paragraph(
+        _download(docname, f"/_build/bundles/{name}", name),
+        f" ({_megabytes(lab, 'ko')}: 이 노트북, 강좌의 도우미 패키지"
+        f"{'' if student_release.splits_needed(lab) == [] else ', 이 실습이 쓰는 음성 말뭉치'})를 내려받아 압축을 풉니다."))
+    steps += nodes.list_item("", _paragraph(f"터미널에서, 압축을 푼 폴더 {lab}/에서 설치하고 엽니다"
+                                            "(Python 3.11 이상):"), _commands(lab))
+    box += steps
+    hub, repository, branch = _hub(app)
+    if hub and repository:
+        link = nodes.reference("", "", nodes.Text("강좌의 JupyterHub에서 이 실습 열기"),
+                               refuri=jupyterhub_link(hub, repository, branch, lab))
+        box += _paragraph("설치 없이 열려면: ", link, ".")
+    box += _paragraph("첫 번째 명령은 처음 한 번, 몇 분 걸립니다. 노트북의 첫 셀을 실행하면 자가 점검이 한국어로 "
+                      "말합니다. 자가 점검, 채점, 제출 방법은 ",
+                      _doc_link(docname, "/book/ko/labs", "실습 안내", app.env), "에 있습니다.")
+    return box
+
+
 def _hub(app) -> tuple[str, str, str]:
     return (app.config.course_jupyterhub_url.strip(), app.config.course_student_repository.strip(),
             app.config.course_student_branch.strip() or "main")
@@ -102,22 +147,26 @@ def _hub(app) -> tuple[str, str, str]:
 def add_run_box(app, doctree) -> None:
     """doctree-read: a lab page (labs/<slug>/<slug>) gets the box right under its title."""
     docname = app.env.docname
-    parts = docname.split("/")
-    if len(parts) != 3 or parts[0] != "labs" or parts[1] != parts[2]:
+    page = lab_of_page(docname)
+    if page is None:
         return
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is None:
         return
     title = next(iter(section.findall(nodes.title)), None)
-    section.insert(section.index(title) + 1 if title is not None else 0, run_box(app, docname, parts[1]))
+    section.insert(section.index(title) + 1 if title is not None else 0, run_box(app, docname, *page))
 
 
 class LabTable(Directive):
-    """Every lab in labs/, with its chapter, its notebook and its zip."""
+    """Every lab in labs/, with its chapter, its notebook and its zip (``:language: ko``: in Korean)."""
+
+    option_spec = {"language": lambda value: directives.choice(value, ("en", "ko"))}
 
     def run(self):
         env = self.state.document.settings.env
         docname = env.docname
+        if self.options.get("language", "en") == "ko":
+            return [self._korean(env, docname)]
         table = nodes.table(classes=["lab-table"])
         group = nodes.tgroup(cols=4)
         table += group
@@ -140,6 +189,37 @@ class LabTable(Directive):
             ])
         return [table]
 
+    def _korean(self, env, docname) -> nodes.table:
+        """The table in Korean: the Korean lab page, notebook and zip of each lab (English where none)."""
+        table = nodes.table(classes=["lab-table"])
+        group = nodes.tgroup(cols=4)
+        table += group
+        for _ in range(4):
+            group += nodes.colspec(colwidth=1)
+        head = nodes.thead()
+        group += head
+        head += self._row([_paragraph(text) for text in ("실습", "장", "노트북만", "실행에 필요한 모든 것")])
+        body = nodes.tbody()
+        group += body
+        for lab in student_release.lab_names():
+            korean = student_release.has_edition(lab, "ko")
+            language = "ko" if korean else "en"
+            english = "" if korean else " (영어)"
+            number = lab[2:4].lstrip("0") or "0"
+            chapter = next((name for name in (f"book/ko/{lab}", f"book/{lab}") if name in env.found_docs), None)
+            notebook = f"/labs/ko/{lab}/{lab}.ipynb" if korean else f"/labs/{lab}/{lab}.ipynb"
+            zip_name = student_release.bundle_name(lab, language)
+            body += self._row([
+                _paragraph(_doc_link(docname, "/" + lab_page(lab, language),
+                                     student_release.lab_title(lab, language), env), english),
+                _paragraph(_doc_link(docname, f"/{chapter}", f"{number}장") if chapter else "아직 공개되지 않음",
+                           " (영어)" if chapter and not chapter.startswith("book/ko/") else ""),
+                _paragraph(_download(docname, notebook, f"{lab}.ipynb"), english),
+                _paragraph(_download(docname, f"/_build/bundles/{zip_name}", zip_name),
+                           f" ({_megabytes(lab, language)})"),
+            ])
+        return table
+
     @staticmethod
     def _row(cells) -> nodes.row:
         row = nodes.row()
@@ -151,21 +231,27 @@ class LabTable(Directive):
 
 
 class LabBundles(Directive):
-    """A list: each lab's title and its zip."""
+    """A list: each lab's title and its zip (``:language: ko``: the Korean ones, English where none)."""
+
+    option_spec = {"language": lambda value: directives.choice(value, ("en", "ko"))}
 
     def run(self):
         env = self.state.document.settings.env
         docname = env.docname
+        wanted = self.options.get("language", "en")
         items = nodes.bullet_list()
         for lab in student_release.lab_names():
+            language = wanted if student_release.has_edition(lab, wanted) else "en"
+            name = student_release.bundle_name(lab, language)
             items += nodes.list_item("", _paragraph(
-                _doc_link(docname, f"/labs/{lab}/{lab}", student_release.lab_title(lab), env), ": ",
-                _download(docname, f"/_build/bundles/{lab}.zip", f"{lab}.zip"), f" ({_megabytes(lab)})"))
+                _doc_link(docname, "/" + lab_page(lab, language), student_release.lab_title(lab, language), env),
+                " (영어)" if language != wanted else "", ": ",
+                _download(docname, f"/_build/bundles/{name}", name), f" ({_megabytes(lab, language)})"))
         return [items]
 
 
 def build_bundles(app) -> None:
-    written = student_release.write_bundles(BUNDLES)
+    written = student_release.write_bundles(BUNDLES) + student_release.write_bundles(BUNDLES, edition="ko")
     LOGGER.info(f"lab bundles: {', '.join(f'{path.name} ({path.stat().st_size / 1e6:.1f} MB)' for path in written)}")
 
 

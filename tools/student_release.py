@@ -2,6 +2,7 @@
 
     python tools/student_release.py release dist/student    # make student-release OUT=dist/student
     python tools/student_release.py bundles _build/bundles  # <lab>.zip for each lab (make book does it)
+    python tools/student_release.py release dist/student-ko --edition ko   # make student-release EDITION=ko
 
 The release holds `labs/`, the student package `speechcourse/`, the corpus `data/digits.npz`,
 a slim `requirements.txt` (numpy, CPU torch, matplotlib, jupyterlab, and the package itself),
@@ -10,6 +11,12 @@ holds the same, flat: the notebook beside the package, and only the splits of th
 its notebook loads. Neither holds `solutions/`, `tests/`, `autograder/`, `speechmodels/`
 or anything else of the instructor's: the files are listed here one by one, never copied
 by folder from the repository. Labs are found in `labs/<slug>/<slug>.ipynb`.
+
+The Korean edition (`--edition ko`) is the same release with the Korean notebooks
+(`labs/ko/<slug>/<slug>.ipynb`, written by `make labs` from `solutions/<slug>/ko.yml`) in the
+same places, and its README in Korean; a lab without a Korean release ships in English. A
+lab's Korean zip is `<slug>-ko.zip`, holding the same folder `<slug>/` and notebook name
+(a submission keeps the notebook's name, whichever language it is in).
 """
 from __future__ import annotations
 
@@ -61,10 +68,32 @@ def lab_notebook(lab: str) -> Path:
     return REPO / "labs" / lab / f"{lab}.ipynb"
 
 
-def lab_title(lab: str) -> str:
-    """The notebook's first heading, e.g. 'Lab 1 — A vanilla RNN, by hand'."""
+EDITIONS = ("en", "ko")
+
+
+def edition_notebook(lab: str, edition: str = "en") -> Path:
+    """The lab's notebook in ``edition``: labs/<lab>/<lab>.ipynb, or labs/ko/<lab>/<lab>.ipynb."""
+    return lab_notebook(lab) if edition == "en" else REPO / "labs" / edition / lab / f"{lab}.ipynb"
+
+
+def has_edition(lab: str, edition: str) -> bool:
+    return edition_notebook(lab, edition).is_file()
+
+
+def shipped_notebook(lab: str, edition: str = "en") -> Path:
+    """What an edition ships for ``lab``: its notebook in that language, else the English one."""
+    return edition_notebook(lab, edition) if has_edition(lab, edition) else lab_notebook(lab)
+
+
+def bundle_name(lab: str, edition: str = "en") -> str:
+    """The zip's file name: <lab>.zip, or <lab>-ko.zip for the Korean one."""
+    return f"{lab}.zip" if edition == "en" else f"{lab}-{edition}.zip"
+
+
+def lab_title(lab: str, edition: str = "en") -> str:
+    """The notebook's first heading, e.g. 'Lab 1 — A vanilla RNN, by hand' ('실습 1 — ...' in Korean)."""
     import nbformat
-    for cell in nbformat.read(lab_notebook(lab), as_version=4).cells:
+    for cell in nbformat.read(shipped_notebook(lab, edition), as_version=4).cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("# "):
@@ -118,8 +147,10 @@ def slim_requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme(labs: list[str], flat: str | None = None) -> str:
+def readme(labs: list[str], flat: str | None = None, edition: str = "en") -> str:
     """The README of the release, or of one lab's zip when ``flat`` names the lab."""
+    if edition == "ko":
+        return readme_ko(labs, flat)
     notebook = f"{flat}.ipynb" if flat else f"labs/{labs[0]}/{labs[0]}.ipynb"
     where = "this folder" if flat else "this folder (the one holding `requirements.txt`)"
     corpus = ("" if flat and splits_needed(flat) == []
@@ -153,6 +184,43 @@ with its name unchanged.
 """
 
 
+def readme_ko(labs: list[str], flat: str | None = None) -> str:
+    """The Korean edition's README (the same facts and commands as :func:`readme`)."""
+    notebook = f"{flat}.ipynb" if flat else f"labs/{labs[0]}/{labs[0]}.ipynb"
+    where = "이 폴더" if flat else "이 폴더(`requirements.txt`가 있는 폴더)"
+    corpus = ("" if flat and splits_needed(flat) == []
+              else ", 음성 말뭉치 `data/digits.npz`" + ("(이 실습이 읽는 부분)" if flat else ""))
+    english = [lab for lab in labs if not has_edition(lab, "ko")]
+    listing = "" if flat else "\n실습 목록:\n\n" + "".join(
+        f"- `labs/{lab}/{lab}.ipynb`: {lab_title(lab, 'ko')}{' (영어)' if lab in english else ''}\n" for lab in labs)
+    return f"""# {lab_title(flat, "ko") if flat else "음성 인식을 위한 시퀀스 모델: 실습"}
+
+실습에 필요한 것이 모두 들어 있습니다. 노트북, 강좌의 도우미 패키지 `speechcourse/`(말뭉치
+로더, 오디오 전처리, 그림, 자가 점검){corpus}입니다. 실습 중에는 아무것도 내려받지 않으며,
+노트북 컴퓨터의 CPU로 충분합니다.
+{listing}
+## 명령 두 개
+
+터미널에서, {where}에서, Python 3.11 이상으로 실행합니다.
+
+```bash
+python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
+.venv/bin/jupyter lab {notebook}
+```
+
+첫 번째 명령은 numpy, torch, matplotlib, JupyterLab과 `speechcourse`를 `.venv/`에 설치합니다
+(처음 한 번, 몇 분 걸립니다). 두 번째 명령은 브라우저에서 실습을 엽니다. Windows에서는
+`.venv/bin/` 대신 `.venv\\Scripts\\`라고 씁니다. NVIDIA GPU가 없는 Linux에서는 첫 번째 명령에
+`--extra-index-url https://download.pytorch.org/whl/cpu`를 덧붙이면 CPU 전용 torch를 받습니다
+(수 GB 대신 약 200 MB).
+
+노트북의 첫 셀을 실행하면 자가 점검이 한국어로 말합니다. `YOUR CODE HERE` 또는
+`YOUR ANSWER HERE`라고 적힌 셀을 모두 채우고, 각 셀 아래의 자가 점검을 실행한 뒤, 커널을 다시
+시작해 모든 셀을 실행하고 저장해서, 노트북을 이름 그대로 제출합니다. 채점은 영어판과 같은
+채점기가 같은 기준으로 합니다.
+"""
+
+
 # ------------------------------------------------------------------------------- writing
 
 def _corpus_subset(splits: list[str] | None) -> bytes:
@@ -169,9 +237,9 @@ def _corpus_subset(splits: list[str] | None) -> bytes:
     return buffer.getvalue()
 
 
-def bundle_files(lab: str, cache: Path | None = None) -> dict[str, bytes | Path]:
+def bundle_files(lab: str, cache: Path | None = None, edition: str = "en") -> dict[str, bytes | Path]:
     """name inside the zip -> content (bytes, or a file to copy) of one lab's bundle."""
-    files: dict[str, bytes | Path] = {f"{lab}.ipynb": lab_notebook(lab)}
+    files: dict[str, bytes | Path] = {f"{lab}.ipynb": shipped_notebook(lab, edition)}
     files.update({path.as_posix(): REPO / path for path in package_files()})
     splits = splits_needed(lab)
     if splits != []:
@@ -188,17 +256,17 @@ def bundle_files(lab: str, cache: Path | None = None) -> dict[str, bytes | Path]
         files["data/README.md"] = DATA_CARD
     files["requirements.txt"] = slim_requirements().encode()
     files["pyproject.toml"] = PYPROJECT.format(packages=package_names()).encode()
-    files["README.md"] = readme([lab], flat=lab).encode()
+    files["README.md"] = readme([lab], flat=lab, edition=edition).encode()
     return files
 
 
-def write_bundle(lab: str, out_dir: Path, cache: Path | None = None) -> Path:
-    """out_dir/<lab>.zip, every member under the folder <lab>/, byte-for-byte reproducible."""
+def write_bundle(lab: str, out_dir: Path, cache: Path | None = None, edition: str = "en") -> Path:
+    """out_dir/<lab>.zip (<lab>-ko.zip), every member under the folder <lab>/, byte-for-byte reproducible."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{lab}.zip"
+    target = out_dir / bundle_name(lab, edition)
     partial = target.with_suffix(".zip.partial")
     with zipfile.ZipFile(partial, "w") as archive:
-        for name, content in sorted(bundle_files(lab, cache).items()):
+        for name, content in sorted(bundle_files(lab, cache, edition).items()):
             data = content.read_bytes() if isinstance(content, Path) else content
             member = zipfile.ZipInfo(f"{lab}/{name}", EPOCH)
             member.external_attr = 0o644 << 16
@@ -212,12 +280,16 @@ def write_bundle(lab: str, out_dir: Path, cache: Path | None = None) -> Path:
 CACHE = REPO / "_build" / "bundles" / ".cache"   # corpus subsets, kept between builds
 
 
-def write_bundles(out_dir: Path, cache: Path = CACHE) -> list[Path]:
-    return [write_bundle(lab, out_dir, cache=cache) for lab in lab_names()]
+def write_bundles(out_dir: Path, cache: Path = CACHE, edition: str = "en") -> list[Path]:
+    """Every lab's zip in ``edition`` (for Korean, the labs that have a Korean release)."""
+    return [write_bundle(lab, out_dir, cache=cache, edition=edition) for lab in lab_names()
+            if edition == "en" or has_edition(lab, edition)]
 
 
-def write_release(out: Path) -> Path:
-    """The student edition in ``out`` (emptied first if it is an earlier release)."""
+def write_release(out: Path, edition: str = "en") -> Path:
+    """The student edition in ``out`` (emptied first if it is an earlier release), in ``edition``'s language."""
+    if edition not in EDITIONS:
+        raise SystemExit(f"unknown edition {edition!r}; the editions are {', '.join(EDITIONS)}")
     if out.exists():
         if any(out.iterdir()) and not (out / "requirements.txt").exists():
             raise SystemExit(f"{out} exists and is not a student release; give an empty or new folder")
@@ -226,14 +298,14 @@ def write_release(out: Path) -> Path:
     if not labs:
         raise SystemExit("no lab found in labs/<slug>/<slug>.ipynb; run `make labs` first")
     for lab in labs:
-        _copy(lab_notebook(lab), out / "labs" / lab / f"{lab}.ipynb")
+        _copy(shipped_notebook(lab, edition), out / "labs" / lab / f"{lab}.ipynb")
     for path in package_files():
         _copy(REPO / path, out / path)
     _copy(CORPUS, out / "data" / "digits.npz")
     _copy(DATA_CARD, out / "data" / "README.md")
     (out / "requirements.txt").write_text(slim_requirements())
     (out / "pyproject.toml").write_text(PYPROJECT.format(packages=package_names()))
-    (out / "README.md").write_text(readme(labs))
+    (out / "README.md").write_text(readme(labs, edition=edition))
     return out
 
 
@@ -250,14 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("release", "bundles"))
     parser.add_argument("out", type=Path)
+    parser.add_argument("--edition", choices=EDITIONS, default="en",
+                        help="the language of the notebooks and README (default en; ko: the Korean edition)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.what == "release":
-        out = write_release(args.out)
-        print(f"student release in {out}: {size_of(out) / 1e6:.1f} MB, labs {', '.join(lab_names())} "
+        out = write_release(args.out, args.edition)
+        print(f"student release ({args.edition}) in {out}: {size_of(out) / 1e6:.1f} MB, labs {', '.join(lab_names())} "
               f"({time.perf_counter() - started:.1f} s)")
     else:
-        for path in write_bundles(args.out):
+        for path in write_bundles(args.out, edition=args.edition):
             print(f"{path}: {size_of(path) / 1e6:.1f} MB")
     return 0
 

@@ -1,8 +1,10 @@
 """Sphinx extension: the Korean edition's pages and their English twins.
 
 A page ``book/<name>`` has a Korean twin ``book/ko/<name>`` (DEVELOPERS.md, "The Korean
-edition"). Both are in the same site, built by the same ``make book``. For every page that
-has a twin, this extension
+edition"), and a lab page ``labs/<lab>/<lab>`` has one in ``labs/ko/<lab>/<lab>`` (the Korean
+release, made by ``make labs``; its instruction cells keep the English headings' levels and
+order, so the n-th section is the same section there too). Both are in the same site, built
+by the same ``make book``. For every page that has a twin, this extension
 
 - adds a language switch to each heading (h1, h2, ...) of the page: a link to the twin's
   heading at the same position (the n-th section of one page is the n-th section of the
@@ -34,6 +36,7 @@ from docutils import nodes
 from sphinx.transforms import SphinxTransform
 
 KOREAN = "book/ko/"
+KOREAN_LABS = "labs/ko/"  # the Korean lab releases, labs/ko/<lab>/<lab>, twins of labs/<lab>/<lab>
 SUFFIX = "-ko"          # a twin's figure names: the English page's plus this
 AUTOMATIC_ID = re.compile(r"id\d+")   # docutils' id for a heading with no ASCII letters
 LABEL = {"ko": ("한국어", "이 절을 한국어로 읽기"), "en": ("English", "Read this section in English")}
@@ -45,11 +48,16 @@ def twin_of(docname: str) -> str | None:
         return "book/" + docname[len(KOREAN):]
     if docname.startswith("book/"):
         return KOREAN + docname[len("book/"):]
+    parts = docname.split("/")
+    if len(parts) == 4 and docname.startswith(KOREAN_LABS) and parts[2] == parts[3]:
+        return f"labs/{parts[2]}/{parts[3]}"
+    if len(parts) == 3 and parts[0] == "labs" and parts[1] == parts[2] and parts[1] != "ko":
+        return f"{KOREAN_LABS}{parts[1]}/{parts[2]}"
     return None
 
 
 def is_korean(docname: str) -> bool:
-    return docname.startswith(KOREAN)
+    return docname.startswith((KOREAN, KOREAN_LABS))
 
 
 def front_matter(path: str | Path) -> dict:
