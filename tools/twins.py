@@ -65,6 +65,21 @@ def front_matter(path: str | Path) -> dict:
     return (yaml.safe_load(text[4:text.index("\n---", 4)]) or {}) if text.startswith("---\n") else {}
 
 
+_INLINE = re.compile(r"\$([^$]+)\$|`([^`]+)`")
+
+
+def inline_markup(text: str) -> list[nodes.Node]:
+    """A front-matter caption's text as nodes: ``$math$`` as math (MathJax renders it, as it
+    does the English caption's) and ```code``` as code; everything else as plain text."""
+    parts, at = [], 0
+    for match in _INLINE.finditer(text):
+        parts.append(nodes.Text(text[at:match.start()]))
+        math, code = match.groups()
+        parts.append(nodes.math(math, math) if math is not None else nodes.literal(code, code))
+        at = match.end()
+    return [*parts, nodes.Text(text[at:])]
+
+
 class TwinFigures(SphinxTransform):
     """On a Korean twin: each figure's name gets the suffix, its caption the front matter's text."""
 
@@ -92,7 +107,7 @@ class TwinFigures(SphinxTransform):
                     caption = next(iter(figure.findall(nodes.caption)), None)
                     if caption is not None:
                         del caption[:]
-                        caption += nodes.Text(" ".join(str(captions[old]).split()))
+                        caption += inline_markup(" ".join(str(captions[old]).split()))
 
 
 class TwinSections(SphinxTransform):
