@@ -190,6 +190,18 @@ NOT_CONNECTED = ("no gradient reached the inputs or the weights (was the result 
                  "with .item(), .numpy() or torch.no_grad()?)")
 NOT_CONNECTED_KO = ("입력에도 가중치에도 기울기가 닿지 않았습니다 (결과를 떼어 냈거나(detach), .item(), "
                     ".numpy(), torch.no_grad()로 계산했습니까?)")
+# The sandbox's notes (autograder.calls._loss) are English; the fixed ones have a Korean twin here,
+# so that a Korean submission's feedback reads as one sentence. Any other note is shown as it came.
+NOTES_KO = {
+    "the result is not a single-number tensor": "결과가 수 하나짜리 텐서가 아닙니다",
+    "the result does not have the tensors the test expected": "결과에 테스트가 기대한 텐서들이 없습니다",
+    "a part of the result that should be a tensor is not one": "결과 가운데 텐서여야 할 부분이 텐서가 아닙니다",
+    ("the result is not connected to its inputs for autograd (requires_grad is False: was it detached, "
+     "or computed with .item(), .numpy() or torch.no_grad()?)"):
+        ("결과가 autograd로 입력과 이어져 있지 않습니다 (requires_grad가 False입니다: 떼어 냈거나(detach), "
+         ".item(), .numpy(), torch.no_grad()로 계산했습니까?)"),
+    "there is nothing to differentiate": "미분할 것이 없습니다",
+}
 
 
 def judge_gradients(name: str, record: dict, sent: tuple) -> Gradients:
@@ -212,6 +224,8 @@ def judge_gradients(name: str, record: dict, sent: tuple) -> Gradients:
     reason = _shape_reason(value, options.get("grad_output"))
     if reason is None and note is not None:
         reason = str(note)[:300]
+        if reason in NOTES_KO:
+            reason = say(reason, NOTES_KO[reason])
     for key in options.get("wrt", []):
         given = args[key] if isinstance(key, int) else kwargs[key]
         got = grads[str(key)]

@@ -221,7 +221,7 @@ def _expect_tokens(name, got, want, lengths):
                               f"</s> = 2). Column {b}: got {got[:, b].astype(int).tolist()}, expected "
                               f"{want[:, b].tolist()}.",
                               f"{name}[{u}, {b}]이(가) {int(want[u, b])}이어야 하는데 {int(got[u, b])}입니다 "
-                              f"(발화 {b}는 숫자 {int(lengths[b])}개; <pad> = 0, <s> = 1, </s> = 2). "
+                              f"(발화 {b}: 숫자 {int(lengths[b])}개; <pad> = 0, <s> = 1, </s> = 2). "
                               f"열 {b}: 받은 값 {got[:, b].astype(int).tolist()}, 기대값 "
                               f"{want[:, b].tolist()}."))
 

@@ -476,7 +476,8 @@ def _(student):
                                                    f"{label}에서 beam = {beam}인 beam_search가 맨 앞에 {best}을(를) "
                                                    f"돌려주어야 하는데 {got[0][0]}을(를) 돌려주었습니다."))
         greedy = ref.beam_search(ref.Scorer(V, 10 + rank, 1.0, table), 1, 4)
-        expect_true(greedy[0][0] != best, "the test's scorer is not hard for greedy")
+        expect_true(greedy[0][0] != best, say("the test's scorer is not hard for greedy",
+                                                "이 테스트의 scorer는 탐욕적 탐색(greedy)에게 어렵지 않습니다"))
 
 
 # ------------------------------------------------------------------------ word_error_rate
