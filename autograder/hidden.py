@@ -18,6 +18,9 @@ from typing import Callable
 
 import numpy as np
 
+from speechcourse.language import say, use
+from speechcourse.language import current as current_language
+
 from . import calls, wire
 
 HIDDEN_TESTS_FILE = "hidden_tests.py"
@@ -39,10 +42,13 @@ def with_weights(student, cls: str, state: dict, *args):
     try:
         handle.keep.load_state_dict(state)
     except StudentError as error:
-        raise CheckFailed(
+        raise CheckFailed(say(
             f"{cls}({', '.join(map(str, args))}).load_state_dict(...) failed: {error}. Keep the "
             f"layers that __init__ creates in the notebook, with their names and sizes; the "
-            f"tests load known weights into them.") from None
+            f"tests load known weights into them.",
+            f"{cls}({', '.join(map(str, args))}).load_state_dict(...)가 실패했습니다: {error}. 노트북의 "
+            f"__init__이 만드는 층을 그 이름과 크기 그대로 두십시오. 테스트가 그 층에 알려진 가중치를 "
+            f"불러옵니다.")) from None
     return handle
 
 
@@ -182,6 +188,20 @@ def _parts(value) -> list:
 
 NOT_CONNECTED = ("no gradient reached the inputs or the weights (was the result detached, or computed "
                  "with .item(), .numpy() or torch.no_grad()?)")
+NOT_CONNECTED_KO = ("입력에도 가중치에도 기울기가 닿지 않았습니다 (결과를 떼어 냈거나(detach), .item(), "
+                    ".numpy(), torch.no_grad()로 계산했습니까?)")
+# The sandbox's notes (autograder.calls._loss) are English; the fixed ones have a Korean twin here,
+# so that a Korean submission's feedback reads as one sentence. Any other note is shown as it came.
+NOTES_KO = {
+    "the result is not a single-number tensor": "결과가 수 하나짜리 텐서가 아닙니다",
+    "the result does not have the tensors the test expected": "결과에 테스트가 기대한 텐서들이 없습니다",
+    "a part of the result that should be a tensor is not one": "결과 가운데 텐서여야 할 부분이 텐서가 아닙니다",
+    ("the result is not connected to its inputs for autograd (requires_grad is False: was it detached, "
+     "or computed with .item(), .numpy() or torch.no_grad()?)"):
+        ("결과가 autograd로 입력과 이어져 있지 않습니다 (requires_grad가 False입니다: 떼어 냈거나(detach), "
+         ".item(), .numpy(), torch.no_grad()로 계산했습니까?)"),
+    "there is nothing to differentiate": "미분할 것이 없습니다",
+}
 
 
 def judge_gradients(name: str, record: dict, sent: tuple) -> Gradients:
@@ -204,6 +224,8 @@ def judge_gradients(name: str, record: dict, sent: tuple) -> Gradients:
     reason = _shape_reason(value, options.get("grad_output"))
     if reason is None and note is not None:
         reason = str(note)[:300]
+        if reason in NOTES_KO:
+            reason = say(reason, NOTES_KO[reason])
     for key in options.get("wrt", []):
         given = args[key] if isinstance(key, int) else kwargs[key]
         got = grads[str(key)]
@@ -213,7 +235,7 @@ def judge_gradients(name: str, record: dict, sent: tuple) -> Gradients:
         if got is not None and not isinstance(got, np.ndarray):
             raise ValueError("a parameter's gradient that is not an array")
     if reason is None and all(g is None for g in list(grads.values()) + list(params.values())):
-        reason = NOT_CONNECTED
+        reason = say(NOT_CONNECTED, NOT_CONNECTED_KO)
     return Gradients(value, reason is None, reason, grads, params)
 
 
@@ -221,18 +243,21 @@ def _shape_reason(value, grad_output) -> str | None:
     outputs = _parts(value)
     if grad_output is None:
         if len(outputs) != 1 or outputs[0] is None or outputs[0].size != 1:
-            return "the result is not a single-number tensor"
+            return say("the result is not a single-number tensor", "결과가 수 하나짜리 텐서가 아닙니다")
         return None
     targets = _parts(grad_output)
     if len(targets) != len(outputs):
-        return "the result does not have the tensors the test expected"
+        return say("the result does not have the tensors the test expected",
+                   "결과에 테스트가 기대한 텐서들이 없습니다")
     for out, g in zip(outputs, targets):
         if g is None:
             continue
         if out is None:
-            return "a part of the result that should be a tensor is not one"
+            return say("a part of the result that should be a tensor is not one",
+                       "결과 가운데 텐서여야 할 부분이 텐서가 아닙니다")
         if tuple(out.shape) != tuple(g.shape):
-            return f"the result has shape {tuple(out.shape)}, not {tuple(g.shape)}"
+            return say(f"the result has shape {tuple(out.shape)}, not {tuple(g.shape)}",
+                       f"결과의 모양이 {tuple(g.shape)}이 아니라 {tuple(out.shape)}입니다")
     return None
 
 
@@ -295,8 +320,17 @@ def _round_trip(value, tensors: bool):
     return wire.receive(buffer, tensors=tensors)[1]
 
 
-def run_test(test: Callable, student) -> tuple[bool, str]:
-    """Run one hidden test; (passed, message)."""
+def run_test(test: Callable, student, language: str | None = None) -> tuple[bool, str]:
+    """Run one hidden test; (passed, message).
+
+    The test's sentences are in the language in use (:mod:`speechcourse.language`), or in
+    ``language`` ("en" or "ko") for this test only, when given: the grader names the language of
+    the edition the submission came from, since its own process does not run the student's
+    ``use("ko")``.
+    """
+    before = current_language()
+    if language is not None:
+        use(language)
     try:
         test(student)
     except AssertionError as failure:
@@ -305,6 +339,8 @@ def run_test(test: Callable, student) -> tuple[bool, str]:
         return False, str(failure)
     except Exception as error:  # the student's output broke the comparison itself
         return False, f"{type(error).__name__}: {error}"
+    finally:
+        use(before)
     return True, "passed"
 
 
@@ -315,5 +351,5 @@ def run_here(grade_id: str, namespace: dict, lab_folder: str | Path = ".") -> No
         raise KeyError(f"no hidden test {grade_id!r} in {Path(lab_folder) / HIDDEN_TESTS_FILE}")
     passed, message = run_test(tests[grade_id], LocalStudent(namespace))
     if not passed:
-        raise AssertionError(f"hidden test {grade_id}: {message}")
-    print(f"hidden test {grade_id}: passed")
+        raise AssertionError(say(f"hidden test {grade_id}: {message}", f"숨은 테스트 {grade_id}: {message}"))
+    print(say(f"hidden test {grade_id}: passed", f"숨은 테스트 {grade_id}: 통과"))

@@ -1,8 +1,10 @@
-"""The self-checks speak Korean under ``use("ko")`` and exactly the old English under ``use("en")``.
+"""The self-checks and the hidden tests speak Korean under ``use("ko")`` and exactly the old English
+under ``use("en")``.
 
 The Korean release of a lab runs ``use("ko")`` (speechcourse/language.py): every sentence a
 student can read from a check (speechcourse/checks.py, gradcheck.py, selfcheck/) is then
-Korean. Three kinds of test:
+Korean, and so is every sentence of the hidden tests (solutions/<lab>/hidden_tests.py, and
+what autograder/hidden.py adds to them) when they run in Korean. Three kinds of test:
 
 - a few deliberately wrong submissions per lab (the fixtures of tests/fixtures/<lab>/, as in
   the chapter tests) fail with a Korean sentence under ``use("ko")`` and with an English one,
@@ -10,8 +12,13 @@ Korean. Three kinds of test:
 - the shared checks (expect_shape, expect_close, describe, gradcheck) directly;
 - an AST scan: no string literal or f-string is handed straight to CheckFailed,
   SelfCheckFailed, NotWrittenYet, TooLargeForGradcheck, ValueError, expect_true or print in
-  those modules; each goes through ``say(english, korean)``, so a later English-only message
-  fails here.
+  those modules and in the hidden tests; each goes through ``say(english, korean)``, so a later
+  English-only message fails here. Nor is an English phrase handed straight to a comparison
+  (expect_close, expect_shape, ...) as the name or the ``what`` of a compared value: a code
+  name ("causal_mask(6)") or a formula may be, a phrase ("returned by ...") must be said.
+
+The hidden tests are driven as the chapter tests drive them (tests/labtests.py): a fixture's
+answers over the reference, one hidden test through ``autograder.hidden.LocalStudent``.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ import test_ch02_seq2seq as lab2
 import test_ch03_attention as lab3
 import test_ch04_self_attention as lab4
 import test_ch05_autoregression as lab5
+from autograder import calls
+from autograder.hidden import NOTES_KO, LocalStudent, run_test
 from labtests import stub
 from speechcourse.checks import CheckFailed, describe, expect_close, expect_dtype, expect_shape
 from speechcourse.gradcheck import TooLargeForGradcheck, expect_gradient_close, numerical_gradient
@@ -39,6 +48,7 @@ HANGUL = re.compile("[가-힣]")
 MODULES = [ROOT / "speechcourse" / "checks.py", ROOT / "speechcourse" / "gradcheck.py",
            ROOT / "speechcourse" / "selfcheck" / "__init__.py",
            *sorted((ROOT / "speechcourse" / "selfcheck").glob("ch0*_*.py"))]
+HIDDEN_TESTS = sorted((ROOT / "solutions").glob("ch0*_*/hidden_tests.py"))
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +103,84 @@ def test_a_wrong_answer_fails_in_the_language_in_use(lab, fixture, grade_id, eng
     assert HANGUL.search(ko), ko
     en = _message(lab, fixture, grade_id, "en")
     assert english in en and not HANGUL.search(en), en
+
+
+# hidden tests: (lab, fixture, grade_id, an English fragment of its message, a Korean fragment of it)
+HIDDEN_WRONG = [
+    (lab1, "clip_in_place", "test_clip_gradients_scales", "changed its argument grads['Wxh']",
+     "제자리에서 바꾸었습니다"),
+    (lab1, "clip_returns_input_dict", "test_clip_gradients_below_threshold", "itself, not a new dict",
+     "새 dict가 아니라"),
+    (lab1, "output_bias_missing", "test_rnn_forward_outputs", "ys returned by rnn_forward differs from",
+     "rnn_forward가 돌려준 ys: 인덱스"),
+    (lab2, "greedy_stops_batch_at_first_eos", "test_greedy_decode_batch", "must stop at its own </s>",
+     "발화마다 자기 </s>에서 멈추고"),
+    (lab2, "step_always_eos", "test_decoder_forward", "Fix step first", "step부터 고치십시오"),
+    # the sandbox's note on a loss built with .item() is said in Korean too (autograder.hidden.NOTES_KO)
+    (lab2, "loss_through_item", "test_masked_cross_entropy", "requires_grad is False",
+     "requires_grad가 False입니다"),
+    (lab3, "mask_fills_zero", "test_masked_softmax", "set their scores to -inf", "-inf로 두십시오"),
+    (lab3, "attend_ignores_mask", "test_decoder_step", "which is wrong: fix it first",
+     "attend (또는 그것이 쓰는 masked_softmax)이(가) 틀렸습니다"),
+    (lab3, "softmax_detached", "test_attend", "no gradient can flow back to its inputs",
+     "거슬러 흐를 수 없습니다"),
+    (lab4, "no_head_count_check", "test_mhsa_head_count", "did not raise", "오류를 일으키지 않았습니다"),
+    (lab4, "positions_numpy", "test_sinusoidal_positions", "should return a torch tensor",
+     "torch 텐서를 돌려주어야 하는데"),
+    (lab4, "sin_cos_swapped", "test_encoder_positions", "Encoder cannot be checked while",
+     "Encoder를 확인할 수 없습니다"),
+    (lab5, "causal_mask_numpy", "test_causal_mask", "does not work as attn_mask", "attn_mask로 작동하지 않습니다"),
+    (lab5, "beam_keeps_eos_token", "test_beam_search_scores", "a finished hypothesis leaves the beam",
+     "</s>를 뺀 채로 빔을 떠납니다"),
+    (lab5, "wer_insertions_not_counted", "test_word_error_rate_counts", "but the Levenshtein distance is",
+     "레벤슈타인 거리는 2입니다"),
+]
+
+
+def _hidden_message(lab, fixture, grade_id, language=None) -> str:
+    """The message of one hidden test on a fixture, run as labtests.LabUnderTest runs it."""
+    if language is not None:
+        use(language)
+    passed, message = run_test(lab.THIS_LAB.hidden[grade_id], LocalStudent(lab.THIS_LAB.submission(fixture)))
+    assert not passed, (fixture, grade_id)
+    return message
+
+
+@pytest.mark.parametrize("lab, fixture, grade_id, english, korean", HIDDEN_WRONG,
+                         ids=[f"{w[0].SLUG}-{w[1]}" for w in HIDDEN_WRONG])
+def test_a_hidden_test_fails_in_the_language_in_use(lab, fixture, grade_id, english, korean):
+    ko = _hidden_message(lab, fixture, grade_id, "ko")
+    assert korean in ko and english not in ko, ko
+    en = _hidden_message(lab, fixture, grade_id, "en")
+    assert english in en and not HANGUL.search(en), en
+
+
+def test_run_test_runs_one_test_in_the_language_asked_for():
+    """The grader's process never runs the student's use("ko"): it names the language per test."""
+    assert current() == "en"
+    ko = _hidden_message(lab4, "no_head_count_check", "test_mhsa_head_count")
+    assert "did not raise" in ko
+    passed, ko = run_test(lab4.THIS_LAB.hidden["test_mhsa_head_count"],
+                          LocalStudent(lab4.THIS_LAB.submission("no_head_count_check")), language="ko")
+    assert not passed and "오류를 일으키지 않았습니다" in ko, ko
+    assert current() == "en"
+    use("ko")
+    passed, en = run_test(lab4.THIS_LAB.hidden["test_mhsa_head_count"],
+                          LocalStudent(lab4.THIS_LAB.submission("no_head_count_check")), language="en")
+    assert not passed and "did not raise" in en and not HANGUL.search(en), en
+    assert current() == "ko"
+
+
+def test_every_fixed_note_of_the_sandbox_has_a_korean_twin():
+    """autograder.calls._loss says why no loss could be formed; the grader says it in Korean."""
+    import torch
+    notes = [calls._loss(torch.ones(2), None)[1],                       # not one number
+             calls._loss(torch.ones(1), None)[1],                       # not connected
+             calls._loss((torch.ones(1),), (torch.ones(1), torch.ones(1)))[1],
+             calls._loss((None, torch.ones(1)), (torch.ones(1), None))[1],
+             calls._loss(torch.ones(1), (None,))[1]]                    # nothing to differentiate
+    assert all(note in NOTES_KO for note in notes), [n for n in notes if n not in NOTES_KO]
+    assert all(HANGUL.search(ko) for ko in NOTES_KO.values())
 
 
 @pytest.mark.parametrize("lab", [lab1, lab2, lab3, lab4], ids=lambda lab: lab.SLUG)
@@ -180,8 +268,59 @@ def test_every_message_goes_through_say(path):
     assert english_only_messages(path) == []
 
 
+@pytest.mark.parametrize("path", HIDDEN_TESTS, ids=lambda p: p.parent.name)
+def test_every_hidden_test_message_goes_through_say(path):
+    assert len(HIDDEN_TESTS) == 5
+    assert english_only_messages(path) == []
+    assert english_only_names(path) == []
+
+
+PROSE = re.compile(r"\b[A-Za-z][a-z']+ [a-z]{2,}\b")      # "returned by ...", "the reference's ..."
+COMPARERS = {"expect_close", "expect_shape", "expect_dtype", "as_array", "_close", "_values",
+             "expect_gradient_close"}
+
+
+def _literal_text(node: ast.AST) -> str | None:
+    """The literal words of a string, an f-string (its fields as {}) or a + of them, else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    if isinstance(node, ast.BinOp):
+        left, right = _literal_text(node.left), _literal_text(node.right)
+        return None if left is None and right is None else (left or "") + (right or "")
+    return None
+
+
+def english_only_names(path: Path) -> list[str]:
+    """'file:line' of each English phrase handed to a comparison as a name or a ``what`` without say()."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Call) and _name(node.func) in COMPARERS):
+            continue
+        for given in node.args[:1] + [k.value for k in node.keywords if k.arg in ("name", "what")]:
+            text = _literal_text(given)
+            if text is not None and PROSE.search(text):
+                found.append(f"{path.name}:{given.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_every_compared_value_is_named_through_say(path):
+    assert english_only_names(path) == []
+
+
 def test_the_scan_finds_an_english_only_message(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text('def check(x):\n    expect_true(x, f"x is {x}")\n    raise CheckFailed("plain English")\n'
                    '    raise CheckFailed(say("fine", "좋습니다"))\n')
     assert english_only_messages(bad) == ["probe.py:2", "probe.py:3"]
+
+
+def test_the_scan_finds_an_english_only_name(tmp_path):
+    bad = tmp_path / "probe.py"
+    bad.write_text('def check(x, n):\n    expect_close(f"x returned by f (n = {n})", x, 0)\n'
+                   '    expect_close("causal_mask(6)", x, 0, what="the reference\'s mask")\n'
+                   '    expect_shape(say("x returned by f", "f가 돌려준 x"), x, (2,), "T")\n'
+                   '    expect_close(f"f(x)[{n}]", x, 0, what="out([s; context])")\n')
+    assert english_only_names(bad) == ["probe.py:2", "probe.py:3"]

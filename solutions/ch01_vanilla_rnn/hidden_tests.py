@@ -17,6 +17,7 @@ import numpy as np
 from autograder.hidden import hidden_test, load_sibling
 from speechcourse.checks import describe, expect_close, expect_shape, expect_true
 from speechcourse.gradcheck import expect_gradient_close, numerical_gradients
+from speechcourse.language import say
 from speechcourse.selfcheck.ch01_vanilla_rnn import explain_backward, forward_pair, random_problem
 from speechmodels.rnn import torch_rnn_forward
 
@@ -48,20 +49,29 @@ def _call(student, function: str, *args, watch: bool = False, fresh: bool = Fals
     if watch:
         changed = [_named(function, path) for path in call.changed(list(args))]
         expect_true(not changed,
-                    f"{function} changed its argument {', '.join(changed)} in place. The lab says "
-                    f"no function may modify its inputs: the caller still needs them. Compute new "
-                    f"arrays instead (h = np.tanh(...), not h0[...] = ... or g *= ...).")
+                    say(f"{function} changed its argument {', '.join(changed)} in place. The lab says "
+                        f"no function may modify its inputs: the caller still needs them. Compute new "
+                        f"arrays instead (h = np.tanh(...), not h0[...] = ... or g *= ...).",
+                        f"{function}이(가) 인자 {', '.join(changed)}을(를) 제자리에서 바꾸었습니다. 실습은 "
+                        f"어떤 함수도 입력을 바꾸면 안 된다고 합니다: 호출한 쪽이 아직 그 입력을 씁니다. "
+                        f"대신 새 배열을 계산하십시오 (h0[...] = ...나 g *= ...가 아니라 h = np.tanh(...))."))
     if fresh:
         returned = [_named(function, arg) for result, arg in call.aliases if result == "result"]
         expect_true(not returned,
-                    f"{function} returned its argument {', '.join(returned)} itself, not a new dict. "
-                    f"The lab asks for a new dict: the caller's grads must stay as they were, "
-                    f"whatever is done later with the result.")
+                    say(f"{function} returned its argument {', '.join(returned)} itself, not a new dict. "
+                        f"The lab asks for a new dict: the caller's grads must stay as they were, "
+                        f"whatever is done later with the result.",
+                        f"{function}이(가) 새 dict가 아니라 인자 {', '.join(returned)} 자체를 돌려주었습니다. "
+                        f"실습은 새 dict를 요구합니다: 나중에 결과로 무엇을 하든 호출한 쪽의 grads는 "
+                        f"그대로 남아 있어야 합니다."))
     return call.value
 
 
-def _close(name, got, expected, what="the expected value"):
-    """expect_close with an absolute tolerance that scales with the values (float32 sums)."""
+def _close(name, got, expected, what=None):
+    """expect_close with an absolute tolerance that scales with the values (float32 sums);
+    ``what`` defaults to "the expected value", in the language in use."""
+    if what is None:
+        what = say("the expected value", "기대값")
     expected = np.asarray(expected, dtype=np.float64)
     scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
     return expect_close(name, got, expected, rtol=1e-4, atol=1e-5 * scale, what=what)
@@ -69,10 +79,12 @@ def _close(name, got, expected, what="the expected value"):
 
 def _grads_dict(result):
     expect_true(isinstance(result, dict),
-                f"rnn_backward should return a dict of gradients, got {describe(result)}.")
+                say(f"rnn_backward should return a dict of gradients, got {describe(result)}.",
+                    f"rnn_backward는 기울기의 dict를 돌려주어야 하는데 {describe(result)}입니다."))
     missing = [name for name in GRAD_NAMES if name not in result]
     expect_true(not missing,
-                f"rnn_backward's dict is missing the key(s) {missing}; it needs {list(GRAD_NAMES)}.")
+                say(f"rnn_backward's dict is missing the key(s) {missing}; it needs {list(GRAD_NAMES)}.",
+                    f"rnn_backward의 dict에 키 {missing}이(가) 없습니다. 필요한 키는 {list(GRAD_NAMES)}입니다."))
     return result
 
 
@@ -104,9 +116,9 @@ def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES + [(8, 2, 3, 4, 2)]):
         xs, h0, p, _ = random_problem(200 + seed, T, B, D, H, K)
         hs, _ = forward_pair(_call(student, "rnn_forward", xs, h0, p, watch=True), T, B, H, K)
-        _close("hs returned by rnn_forward", hs, ref.rnn_forward(xs, h0, p)[0])
-        _close("hs returned by rnn_forward", hs, torch_rnn_forward(xs, h0, p)[0],
-               what="torch.nn.RNN given the same weights")
+        _close(say("hs returned by rnn_forward", "rnn_forward가 돌려준 hs"), hs, ref.rnn_forward(xs, h0, p)[0])
+        _close(say("hs returned by rnn_forward", "rnn_forward가 돌려준 hs"), hs, torch_rnn_forward(xs, h0, p)[0],
+               what=say("torch.nn.RNN given the same weights", "같은 가중치를 준 torch.nn.RNN"))
 
 
 
@@ -116,8 +128,8 @@ def _(student):
     for seed, (T, B, D, H, K) in enumerate(SHAPES):
         xs, h0, p, _ = random_problem(300 + seed, T, B, D, H, K)
         hs, ys = forward_pair(_call(student, "rnn_forward", xs, h0, p), T, B, H, K)
-        _close("ys returned by rnn_forward", ys, hs @ p["Who"] + p["by"],
-               what="hs @ Who + by (computed from your hs)")
+        _close(say("ys returned by rnn_forward", "rnn_forward가 돌려준 ys"), ys, hs @ p["Who"] + p["by"],
+               what=say("hs @ Who + by (computed from your hs)", "hs @ Who + by (여러분이 구한 hs로 계산)"))
 
 
 # ------------------------------------------------------------------------- rnn_backward
@@ -143,7 +155,8 @@ def _(student):
         got, want = _backward_case(student, 500 + seed, T, B, D, H, K)
         explain_backward(got, want, T, B, ("Who", "by"))
         for name in ("Who", "by"):
-            _close(f"gradient for {name}", got[name], want[name], what="the correct gradient")
+            _close(say(f"gradient for {name}", f"{name}의 기울기"), got[name], want[name],
+                   what=say("the correct gradient", "올바른 기울기"))
 
 
 def _recurrent(student, seed_base, shapes, watch=False):
@@ -154,8 +167,8 @@ def _recurrent(student, seed_base, shapes, watch=False):
             single = T == 1 or _right_for_one_step(student, seed_base + seed, B, D, H, K, scale)
             explain_backward(got, want, T, B, ("Wxh", "Whh", "bh", "h0"), single)
             for name in ("Wxh", "Whh", "bh", "h0"):
-                _close(f"gradient for {name} (T = {T})", got[name], want[name],
-                       what="the correct gradient")
+                _close(say(f"gradient for {name} (T = {T})", f"{name}의 기울기 (T = {T})"), got[name], want[name],
+                       what=say("the correct gradient", "올바른 기울기"))
 
 
 def _right_for_one_step(student, seed, B, D, H, K, scale):
@@ -207,7 +220,7 @@ def _(student):
         got = expect_shape("gradient_norms(hs, Whh, dh_last)",
                            _call(student, "gradient_norms", hs, Whh, dh_last), (T,), "T")
         _close(f"gradient_norms(...)[-1] (T = {T})", got[-1], np.linalg.norm(dh_last),
-               what="||dh_last||, the norm of the gradient at h_T")
+               what=say("||dh_last||, the norm of the gradient at h_T", "||dh_last||, 곧 h_T에서의 기울기의 노름"))
 
 
 @hidden_test("test_gradient_norms_values")
@@ -222,7 +235,8 @@ def _(student):
     hs, Whh, dh_last = _norms_problem(950, 5, 2, 3, 1.0)
     got = expect_shape("gradient_norms(hs, Whh, zeros)",
                        _call(student, "gradient_norms", hs, Whh, np.zeros_like(dh_last)), (5,), "T")
-    _close("gradient_norms(hs, Whh, dh_last) with dh_last = 0", got, np.zeros(5), what="all zeros")
+    _close(say("gradient_norms(hs, Whh, dh_last) with dh_last = 0", "dh_last = 0일 때 gradient_norms(hs, Whh, dh_last)"),
+           got, np.zeros(5), what=say("all zeros", "모두 0"))
 
 
 # ----------------------------------------------------------------------- clip_gradients
@@ -236,10 +250,13 @@ def _grads(seed, sizes):
 def _clipped(student, grads, max_norm, watch=False, fresh=False):
     got = _call(student, "clip_gradients", grads, max_norm, watch=watch, fresh=fresh)
     expect_true(isinstance(got, dict),
-                f"clip_gradients should return a dict of gradients, got {describe(got)}.")
+                say(f"clip_gradients should return a dict of gradients, got {describe(got)}.",
+                    f"clip_gradients는 기울기의 dict를 돌려주어야 하는데 {describe(got)}입니다."))
     expect_true(set(got) == set(grads),
-                f"clip_gradients should return the same keys it was given, {sorted(grads)}; "
-                f"got {sorted(got)}.")
+                say(f"clip_gradients should return the same keys it was given, {sorted(grads)}; "
+                    f"got {sorted(got)}.",
+                    f"clip_gradients는 받은 키 {sorted(grads)}을(를) 그대로 돌려주어야 하는데 "
+                    f"{sorted(got)}입니다."))
     return got
 
 
@@ -264,13 +281,15 @@ def _(student):
     """
     grads = _grads(1100, {})
     total = float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))  # about 6.5
-    cases = [(grads, 100.0, f"global norm {total:.2f} is below max_norm"),
-             (_grads(1101, {}), 12.0, "global norm below max_norm"),
-             (grads, total, "global norm exactly max_norm"),
-             ({name: np.zeros_like(g) for name, g in grads.items()}, 1.0, "all gradients zero"),
-             ({name: 1e-30 * g for name, g in grads.items()}, 1.0, "tiny gradients")]
+    cases = [(grads, 100.0, say(f"global norm {total:.2f} is below max_norm",
+                                f"전역 노름 {total:.2f}이(가) max_norm보다 작음")),
+             (_grads(1101, {}), 12.0, say("global norm below max_norm", "전역 노름이 max_norm보다 작음")),
+             (grads, total, say("global norm exactly max_norm", "전역 노름이 정확히 max_norm")),
+             ({name: np.zeros_like(g) for name, g in grads.items()}, 1.0,
+              say("all gradients zero", "모든 기울기가 0")),
+             ({name: 1e-30 * g for name, g in grads.items()}, 1.0, say("tiny gradients", "아주 작은 기울기"))]
     for grads, max_norm, why in cases:
         got = _clipped(student, grads, max_norm, fresh=True)
         for name in grads:
             _close(f"clip_gradients(grads, {max_norm:g})[{name!r}] ({why})", got[name], grads[name],
-                   what="the unchanged gradient")
+                   what=say("the unchanged gradient", "바뀌지 않은 기울기"))

@@ -21,6 +21,7 @@ import torch
 
 from autograder.hidden import StudentError, hidden_test, load_sibling, with_weights
 from speechcourse.checks import CheckFailed, as_array, describe, expect_close, expect_shape, expect_true
+from speechcourse.language import say
 
 ref = load_sibling(__file__, "reference")
 PAD, BOS, EOS, V = 0, 1, 2, 13
@@ -72,18 +73,22 @@ def _reference_grads(module, run, inputs, grad_output):
 
 def _pair(name, result):
     expect_true(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"{name} should return a pair, got {describe(result)}.")
+                say(f"{name} should return a pair, got {describe(result)}.",
+                    f"{name}은(는) 쌍을 돌려주어야 하는데 {describe(result)}입니다."))
     return result
 
 
 def _sequences(name, result, B):
     expect_true(isinstance(result, (list, tuple)) and len(result) == B,
-                f"{name} should return a list of B = {B} lists of token ids, got {describe(result)}.")
+                say(f"{name} should return a list of B = {B} lists of token ids, got {describe(result)}.",
+                    f"{name}은(는) 토큰 id 리스트 B = {B}개의 리스트를 돌려주어야 하는데 "
+                    f"{describe(result)}입니다."))
     sequences = []
     for b, seq in enumerate(result):
         array = np.asarray(seq if not isinstance(seq, (list, tuple)) else [np.asarray(t).item() for t in seq])
         expect_true(array.ndim == 1 and (array.size == 0 or array.dtype.kind in "iu"),
-                    f"{name}[{b}] should be a list of int token ids, got {seq!r}.")
+                    say(f"{name}[{b}] should be a list of int token ids, got {seq!r}.",
+                        f"{name}[{b}]은(는) int 토큰 id의 리스트여야 하는데 {seq!r}입니다."))
         sequences.append([int(t) for t in array])
     return sequences
 
@@ -103,13 +108,18 @@ def _mask_feeds_the_given_attention(student, U):
     try:
         out, _ = _pair("MultiHeadAttention.forward", attention.forward(y, y, y, None, mask))
     except StudentError as error:
-        raise CheckFailed(f"causal_mask({U}) does not work as attn_mask of the given MultiHeadAttention "
-                          f"(the decoder feeds it there): {error}. Return a ({U}, {U}) torch bool tensor "
-                          f"for any U (not a numpy array, a list, or a mask built for a fixed size).") from None
+        raise CheckFailed(say(f"causal_mask({U}) does not work as attn_mask of the given MultiHeadAttention "
+                              f"(the decoder feeds it there): {error}. Return a ({U}, {U}) torch bool tensor "
+                              f"for any U (not a numpy array, a list, or a mask built for a fixed size).",
+                              f"causal_mask({U})가 주어진 MultiHeadAttention의 attn_mask로 작동하지 않습니다 "
+                              f"(디코더가 거기에 넣습니다): {error}. 어떤 U에 대해서도 ({U}, {U}) torch bool "
+                              f"텐서를 돌려주십시오 (numpy 배열, 리스트, 고정된 크기로 만든 마스크가 아니라).")) from None
     with torch.no_grad():
         want = module(y, y, y, attn_mask=ref.causal_mask(U))[0].numpy()
-    expect_close(f"the given MultiHeadAttention with attn_mask = causal_mask({U})", out, want,
-                 rtol=1e-4, atol=1e-5, what="the same attention with the reference's causal mask")
+    expect_close(say(f"the given MultiHeadAttention with attn_mask = causal_mask({U})",
+                     f"attn_mask = causal_mask({U})를 준, 주어진 MultiHeadAttention"), out, want,
+                 rtol=1e-4, atol=1e-5, what=say("the same attention with the reference's causal mask",
+                                                "참조 구현의 인과 마스크를 준 같은 어텐션"))
 
 
 @hidden_test("test_causal_mask")
@@ -120,24 +130,33 @@ def _(student):
         want = ref.causal_mask(U).numpy()
         got = student.causal_mask(U)
         expect_true(hasattr(got, "dtype") and np.asarray(got).dtype.kind in "biuf",
-                    f"causal_mask({U}) should return a (U, U) bool tensor, got {describe(got)}.")
+                    say(f"causal_mask({U}) should return a (U, U) bool tensor, got {describe(got)}.",
+                        f"causal_mask({U})는 (U, U) bool 텐서를 돌려주어야 하는데 {describe(got)}입니다."))
         got = expect_shape(f"causal_mask({U})", np.asarray(got).astype(np.float64), (U, U), "U, U")
         expect_true(set(np.unique(got)) <= {0.0, 1.0},
-                    f"causal_mask({U}) should hold True/False (or 1/0), got values {np.unique(got)[:5]}.")
+                    say(f"causal_mask({U}) should hold True/False (or 1/0), got values {np.unique(got)[:5]}.",
+                        f"causal_mask({U})에는 True/False (또는 1/0)가 들어 있어야 하는데 값이 "
+                        f"{np.unique(got)[:5]}입니다."))
         got = got.astype(bool)
         if not np.array_equal(got, want):
             u, t = (int(i) for i in np.argwhere(got != want)[0])
             hint = ""
             if np.array_equal(got, ~want):
-                hint = " It is the opposite: True marks what is *forbidden*, the future t > u."
+                hint = say(" It is the opposite: True marks what is *forbidden*, the future t > u.",
+                           " 정반대입니다: True는 *금지된* 곳, 곧 미래 t > u를 표시합니다.")
             elif np.array_equal(got, want.T):
-                hint = " It is transposed: row u is the query, column t the position it looks at."
+                hint = say(" It is transposed: row u is the query, column t the position it looks at.",
+                           " 전치되어 있습니다: 행 u가 쿼리이고, 열 t가 그 쿼리가 보는 위치입니다.")
             elif got[u, t] and t == u:
-                hint = " A step may look at itself (t = u): only t > u is forbidden."
+                hint = say(" A step may look at itself (t = u): only t > u is forbidden.",
+                           " 단계는 자기 자신(t = u)을 볼 수 있습니다: t > u만 금지됩니다.")
             elif not got[u, t] and t == u + 1:
-                hint = " Step u sees step u + 1, whose input is its own target: off by one."
-            raise CheckFailed(f"causal_mask({U})[{u}, {t}] is {bool(got[u, t])}, expected "
-                              f"{bool(want[u, t])} (True where step u may not look, at t > u).{hint}")
+                hint = say(" Step u sees step u + 1, whose input is its own target: off by one.",
+                           " 단계 u가 단계 u + 1을 봅니다. 그 입력은 단계 u 자신의 목표입니다: 하나 어긋났습니다.")
+            raise CheckFailed(say(f"causal_mask({U})[{u}, {t}] is {bool(got[u, t])}, expected "
+                                  f"{bool(want[u, t])} (True where step u may not look, at t > u).{hint}",
+                                  f"causal_mask({U})[{u}, {t}]이(가) {bool(want[u, t])}이어야 하는데 "
+                                  f"{bool(got[u, t])}입니다 (단계 u가 볼 수 없는 곳, 곧 t > u에서 True).{hint}"))
 
 
 # -------------------------------------------------------------------------- DecoderLayer
@@ -170,40 +189,56 @@ def _(student):
         y = torch.from_numpy(rng.standard_normal((U, B, d)).astype(np.float32))
         memory, pad = _memory(seed, T, B, d, lengths)
         mask = _attn_mask(kind, U)
-        name = (f"DecoderLayer.forward with (U, T, B, d, n_h) = ({U}, {T}, {B}, {d}, {n_h}), "
-                f"attn_mask {kind or 'None'}{f', memory lengths {lengths}' if lengths else ''}")
+        name = say(f"DecoderLayer.forward with (U, T, B, d, n_h) = ({U}, {T}, {B}, {d}, {n_h}), "
+                   f"attn_mask {kind or 'None'}{f', memory lengths {lengths}' if lengths else ''}",
+                   f"(U, T, B, d, n_h) = ({U}, {T}, {B}, {d}, {n_h}), "
+                   f"attn_mask {kind or 'None'}{f', memory 길이 {lengths}' if lengths else ''}일 때 "
+                   f"DecoderLayer.forward")
         got = expect_shape("DecoderLayer.forward(y, memory, attn_mask, memory_padding_mask)",
                            layer.forward(y, memory, mask, pad), (U, B, d), "U, B, d")
         with torch.no_grad():
             want = module(y, memory, mask, pad).numpy()
         expect_close(name, got, want, rtol=1e-4, atol=1e-5,
-                     what="the reference layer with the same weights (pre-norm: y + SelfAttention("
-                          "norm1(y)) with attn_mask as given, + CrossAttention(norm2(y), memory) with "
-                          "memory_padding_mask as given, + FeedForward(norm3(y)))")
+                     what=say("the reference layer with the same weights (pre-norm: y + SelfAttention("
+                              "norm1(y)) with attn_mask as given, + CrossAttention(norm2(y), memory) with "
+                              "memory_padding_mask as given, + FeedForward(norm3(y)))",
+                              "같은 가중치를 준 참조 층 (pre-norm: y + SelfAttention(norm1(y)) (attn_mask는 "
+                              "주어진 대로), + CrossAttention(norm2(y), memory) (memory_padding_mask는 주어진 "
+                              "대로), + FeedForward(norm3(y)))"))
         if seed in (0, 4):           # gradients reach y, the memory and every parameter, as in the reference
             memory = memory if pad is None else memory.masked_fill(pad.T[:, :, None], 0.0)  # finite gradients
             G = torch.from_numpy(rng.standard_normal((U, B, d)).astype(np.float32))
             call = layer.gradients(wrt=(0, 1), grad_output=G).forward(y, memory, mask, pad)
             expect_true(call.differentiable,
-                        f"{name}: the value is right, but no gradient can flow back through it: {call.reason}. "
-                        f"Training calls backward() through every layer, so build it from torch operations.")
+                        say(f"{name}: the value is right, but no gradient can flow back through it: {call.reason}. "
+                            f"Training calls backward() through every layer, so build it from torch operations.",
+                            f"{name}: 값은 맞지만 이것을 거쳐 기울기가 거슬러 흐를 수 없습니다: {call.reason}. "
+                            f"학습은 모든 층을 거쳐 backward()를 호출하므로, torch 연산으로 만드십시오."))
             want_y, want_memory = _reference_grads(module, lambda y_, m_: module(y_, m_, mask, pad), [y, memory], G)
             for key, what, expected in (("0", "y", want_y), ("1", "memory", want_memory)):
                 got = call.grads.get(key)
                 expect_true(got is not None,
-                            f"{name}: no gradient reaches {what}; is it detached (.detach(), torch.no_grad()) on "
-                            f"the way? The encoder learns through the memory.")
-                expect_close(f"{name}: the gradient with respect to {what}", got, expected, rtol=1e-3, atol=1e-5,
-                             what="the reference's gradient")
+                            say(f"{name}: no gradient reaches {what}; is it detached (.detach(), torch.no_grad()) on "
+                                f"the way? The encoder learns through the memory.",
+                                f"{name}: {what}에 기울기가 닿지 않습니다. 가는 길에 떼어 냈습니까(.detach(), "
+                                f"torch.no_grad())? 인코더는 memory를 거쳐 학습합니다."))
+                expect_close(say(f"{name}: the gradient with respect to {what}", f"{name}: {what}에 대한 기울기"),
+                             got, expected, rtol=1e-3, atol=1e-5,
+                             what=say("the reference's gradient", "참조 구현의 기울기"))
             for pname, parameter in module.named_parameters():
                 got = call.params.get(pname, "missing")
                 expect_true(not (isinstance(got, str) and got == "missing"),
-                            f"{name}: the layer has no parameter {pname!r}; keep the layers __init__ creates.")
+                            say(f"{name}: the layer has no parameter {pname!r}; keep the layers __init__ creates.",
+                                f"{name}: 층에 매개변수 {pname!r}이(가) 없습니다. __init__이 만드는 층을 그대로 "
+                                f"두십시오."))
                 expect_true(got is not None,
-                            f"{name}: no gradient reaches the parameter {pname!r}, so training would never "
-                            f"change it. Is something detached on the way from it to the output?")
-                expect_close(f"{name}: the gradient of {pname}", got, parameter.grad.numpy(), rtol=1e-3,
-                             atol=1e-5, what="the reference's gradient")
+                            say(f"{name}: no gradient reaches the parameter {pname!r}, so training would never "
+                                f"change it. Is something detached on the way from it to the output?",
+                                f"{name}: 매개변수 {pname!r}에 기울기가 닿지 않으므로 학습이 이 매개변수를 결코 "
+                                f"바꾸지 못합니다. 매개변수에서 출력까지 가는 길에 떼어 낸 것(detach)이 있습니까?"))
+                expect_close(say(f"{name}: the gradient of {pname}", f"{name}: {pname}의 기울기"), got,
+                             parameter.grad.numpy(), rtol=1e-3,
+                             atol=1e-5, what=say("the reference's gradient", "참조 구현의 기울기"))
 
 
 # ------------------------------------------------------------------ decoder_step, greedy
@@ -232,23 +267,30 @@ def _(student):
             for u in range(U):
                 logits, cache = _pair("decoder_step(decoder, y_prev, memory, cache, pad)",
                                       student.decoder_step(decoder, y_in[u], memory, cache, pad))
-                logits = expect_shape("logits returned by decoder_step", logits, (B, V), "B, V")
+                logits = expect_shape(say("logits returned by decoder_step", "decoder_step이 돌려준 logits"),
+                                      logits, (B, V), "B, V")
                 expect_true(isinstance(cache, (list, tuple)) and len(cache) == n_layers,
-                            f"the cache returned by decoder_step should be a list of n_layers = "
-                            f"{n_layers} (k, v) pairs, got {describe(cache)}.")
+                            say(f"the cache returned by decoder_step should be a list of n_layers = "
+                                f"{n_layers} (k, v) pairs, got {describe(cache)}.",
+                                f"decoder_step이 돌려준 cache는 (k, v) 쌍 n_layers = {n_layers}개의 리스트여야 "
+                                f"하는데 {describe(cache)}입니다."))
                 pairs = []
                 for i, pair in enumerate(cache):
                     k, v = _pair(f"cache[{i}]", pair)
                     for name, tensor in (("k", k), ("v", v)):
-                        expect_shape(f"cache[{i}] {name} after step u = {u}", tensor,
-                                     (B, n_h, u + 1, d // n_h), "B, n_h, u + 1, d_head")
+                        expect_shape(say(f"cache[{i}] {name} after step u = {u}", f"단계 u = {u} 뒤의 cache[{i}] {name}"),
+                                     tensor, (B, n_h, u + 1, d // n_h), "B, n_h, u + 1, d_head")
                     pairs.append((torch.as_tensor(k), torch.as_tensor(v)))   # handed back as tensors
                 cache = pairs
-                expect_close(f"decoder_step's logits at step u = {u} (U = {U}, B = {B}, "
-                             f"{n_layers} layer{'s' * (n_layers > 1)}), fed y_in[0 .. {u}] one at a time",
+                expect_close(say(f"decoder_step's logits at step u = {u} (U = {U}, B = {B}, "
+                                 f"{n_layers} layer{'s' * (n_layers > 1)}), fed y_in[0 .. {u}] one at a time",
+                                 f"y_in[0 .. {u}]을(를) 하나씩 받은, 단계 u = {u}에서 decoder_step의 logits "
+                                 f"(U = {U}, B = {B}, 층 {n_layers}개)"),
                              logits, want[u], rtol=1e-4, atol=1e-4,
-                             what=f"the logits of Decoder.forward(y_in, ...) at position {u}, "
-                                  f"computed with a causal mask and no cache")
+                             what=say(f"the logits of Decoder.forward(y_in, ...) at position {u}, "
+                                      f"computed with a causal mask and no cache",
+                                      f"인과 마스크를 쓰고 cache 없이 계산한, 위치 {u}에서 "
+                                      f"Decoder.forward(y_in, ...)의 logits"))
 
 
 def _greedy_problem(seed, d, n_h, d_ff, n_layers, B, max_len, eos_bias, T=6, padded=False):
@@ -307,34 +349,45 @@ def _(student):
         for b in range(memory.shape[1]):
             alone = _sequences("greedy_decode", student.greedy_decode(
                 decoder, memory[:, b:b + 1], max_len, None if pad is None else pad[b:b + 1]), 1)[0]
-            for what, seq in (("alone (B = 1)", alone), (f"in a batch of {memory.shape[1]}", got[b])):
+            for what, seq in ((say("alone (B = 1)", "따로 (B = 1)"), alone),
+                              (say(f"in a batch of {memory.shape[1]}", f"배치 {memory.shape[1]}개 안에서"), got[b])):
                 if seq != want[b]:
                     more = ""
                     if EOS in seq:
-                        more = " It contains </s> (= 2): stop there, and leave </s> out."
+                        more = say(" It contains </s> (= 2): stop there, and leave </s> out.",
+                                   " 결과에 </s> (= 2)가 들어 있습니다: 거기서 멈추고, </s>는 빼십시오.")
                     elif len(seq) > len(want[b]):
-                        more = " It goes on after the step that predicted </s>."
+                        more = say(" It goes on after the step that predicted </s>.",
+                                   " </s>를 예측한 단계 뒤에도 계속됩니다.")
                     elif padded:
-                        more = (f" The memory of utterance {b} has {int((~pad[b]).sum())} real frames, then "
-                                f"padding with huge values: pass memory_padding_mask on to every step.")
-                    raise CheckFailed(
+                        more = say(f" The memory of utterance {b} has {int((~pad[b]).sum())} real frames, then "
+                                   f"padding with huge values: pass memory_padding_mask on to every step.",
+                                   f" 발화 {b}의 memory에는 실제 프레임 {int((~pad[b]).sum())}개 뒤에 아주 큰 값의 "
+                                   f"패딩이 있습니다: memory_padding_mask를 모든 단계에 넘기십시오.")
+                    raise CheckFailed(say(
                         f"{call} on utterance {b} {what} returned {seq}, "
                         f"expected {want[b]}: greedy decoding that recomputes the whole prefix at "
                         f"every step, with the same weights, stopping at the first </s> or after "
-                        f"max_len tokens.{more}")
+                        f"max_len tokens.{more}",
+                        f"발화 {b}에 대해 {what} {call}이(가) {want[b]}을(를) 돌려주어야 하는데 {seq}을(를) "
+                        f"돌려주었습니다 (기대값은 같은 가중치로 단계마다 접두사 전체를 다시 계산하고, 첫 </s>에서 "
+                        f"또는 토큰 max_len개 뒤에 멈추는 탐욕적 디코딩의 결과).{more}"))
 
 
 # ---------------------------------------------------------------------------- beam_search
 
 def _hypotheses(name, result):
     expect_true(isinstance(result, (list, tuple)) and len(result) > 0,
-                f"{name} should return a non-empty list of (tokens, score) pairs, got {describe(result)}.")
+                say(f"{name} should return a non-empty list of (tokens, score) pairs, got {describe(result)}.",
+                    f"{name}은(는) (tokens, score) 쌍의 비어 있지 않은 리스트를 돌려주어야 하는데 "
+                    f"{describe(result)}입니다."))
     hypotheses = []
     for i, item in enumerate(result):
         tokens, score = _pair(f"{name}[{i}]", item)
         tokens = _sequences(f"{name}[{i}] tokens", [tokens], 1)[0]
-        score = as_array(f"the score of {name}[{i}]", score)
-        expect_true(score.size == 1, f"the score of {name}[{i}] should be one number, got shape {score.shape}.")
+        score = as_array(say(f"the score of {name}[{i}]", f"{name}[{i}]의 점수"), score)
+        expect_true(score.size == 1, say(f"the score of {name}[{i}] should be one number, got shape {score.shape}.",
+                                         f"{name}[{i}]의 점수는 수 하나여야 하는데 모양이 {score.shape}입니다."))
         hypotheses.append((tokens, float(score.reshape(()))))
     return hypotheses
 
@@ -351,18 +404,27 @@ def _expect_beam(student, scorer_args, beam, max_len, length_penalty, label):
         missing = [list(t) for t in scores if t not in {tuple(g) for g, _ in got}]
         hint = ""
         if any(EOS in t for t, _ in got):
-            hint = " Some hypotheses contain </s> (= 2): a finished hypothesis leaves the beam, without its </s>."
-        raise CheckFailed(f"{name} on {label} returned {len(got)} hypotheses, expected {len(want)}. "
-                          f"Unexpected: {extra[:3]}; missing: {missing[:3]}. Keep the {beam} best "
-                          f"extensions by total log-probability at each step; those ending in </s> are "
-                          f"finished and are not extended again.{hint}")
+            hint = say(" Some hypotheses contain </s> (= 2): a finished hypothesis leaves the beam, without its </s>.",
+                       " 어떤 가설에 </s> (= 2)가 들어 있습니다: 끝난 가설은 </s>를 뺀 채로 빔을 떠납니다.")
+        raise CheckFailed(say(f"{name} on {label} returned {len(got)} hypotheses, expected {len(want)}. "
+                              f"Unexpected: {extra[:3]}; missing: {missing[:3]}. Keep the {beam} best "
+                              f"extensions by total log-probability at each step; those ending in </s> are "
+                              f"finished and are not extended again.{hint}",
+                              f"{label}에서 {name}이(가) 가설을 {len(want)}개 돌려주어야 하는데 {len(got)}개를 "
+                              f"돌려주었습니다. 뜻밖의 가설: {extra[:3]}; 빠진 가설: {missing[:3]}. 단계마다 전체 "
+                              f"로그 확률로 가장 좋은 확장 {beam}개를 남기십시오. </s>로 끝나는 확장은 끝난 것이므로 "
+                              f"다시 확장하지 않습니다.{hint}"))
     for tokens, score in got:
-        expect_close(f"the score of hypothesis {tokens} ({label})", score, scores[tuple(tokens)],
+        expect_close(say(f"the score of hypothesis {tokens} ({label})", f"가설 {tokens}의 점수 ({label})"), score,
+                     scores[tuple(tokens)],
                      rtol=1e-5, atol=1e-6,
-                     what=f"its total log-probability / n ** {length_penalty} (n: steps taken, </s> included)")
+                     what=say(f"its total log-probability / n ** {length_penalty} (n: steps taken, </s> included)",
+                              f"그 가설의 전체 로그 확률 / n ** {length_penalty} (n: 거친 단계 수, </s> 포함)"))
     best_first = [s for _, s in got]
     expect_true(all(a >= b - 1e-6 for a, b in zip(best_first, best_first[1:])),
-                f"{name} on {label}: the hypotheses are not sorted by score, best first: {best_first[:6]}.")
+                say(f"{name} on {label}: the hypotheses are not sorted by score, best first: {best_first[:6]}.",
+                    f"{label}에서 {name}: 가설이 점수순(가장 좋은 것 먼저)으로 정렬되어 있지 않습니다: "
+                    f"{best_first[:6]}."))
     return got, want
 
 
@@ -377,14 +439,14 @@ def _(student):
     some still live when max_len is reached."""
     for scorer_args, beam, max_len in RANDOM_SCORERS:
         _expect_beam(student, scorer_args, beam, max_len, 0.0,
-                     f"a random scorer with V = {scorer_args[0]}")
+                     say(f"a random scorer with V = {scorer_args[0]}", f"V = {scorer_args[0]}인 무작위 scorer"))
 
 
 @hidden_test("test_beam_search_length_penalty")
 def _(student):
     for (scorer_args, beam, max_len), penalty in zip(RANDOM_SCORERS, (1.0, 0.6, 1.0, 0.5, 2.0)):
         _expect_beam(student, scorer_args, beam, max_len, penalty,
-                     f"a random scorer with V = {scorer_args[0]}")
+                     say(f"a random scorer with V = {scorer_args[0]}", f"V = {scorer_args[0]}인 무작위 scorer"))
 
 
 def _wide_table(rank, V=6):
@@ -402,16 +464,20 @@ def _(student):
     for rank, V in ((1, 5), (3, 7)):
         table = _wide_table(rank, V)
         best = [3 + rank, 3]
-        label = f"a hand-built scorer whose best sequence {best} starts with the first step's choice number {rank + 1}"
+        label = say(f"a hand-built scorer whose best sequence {best} starts with the first step's choice number {rank + 1}",
+                    f"가장 좋은 열 {best}이(가) 첫 단계의 {rank + 1}번째 후보로 시작하는, 손으로 만든 scorer")
         for beam in (1, rank, rank + 1, rank + 3):
             if beam < 1:
                 continue
             got, want = _expect_beam(student, (V, 10 + rank, 1.0, table), beam, 4, 0.0, label)
             if beam > rank:
-                expect_true(got[0][0] == best, f"beam_search with beam = {beam} on {label} returned "
-                                               f"{got[0][0]} first, expected {best}.")
+                expect_true(got[0][0] == best, say(f"beam_search with beam = {beam} on {label} returned "
+                                                   f"{got[0][0]} first, expected {best}.",
+                                                   f"{label}에서 beam = {beam}인 beam_search가 맨 앞에 {best}을(를) "
+                                                   f"돌려주어야 하는데 {got[0][0]}을(를) 돌려주었습니다."))
         greedy = ref.beam_search(ref.Scorer(V, 10 + rank, 1.0, table), 1, 4)
-        expect_true(greedy[0][0] != best, "the test's scorer is not hard for greedy")
+        expect_true(greedy[0][0] != best, say("the test's scorer is not hard for greedy",
+                                                "이 테스트의 scorer는 탐욕적 탐색(greedy)에게 어렵지 않습니다"))
 
 
 # ------------------------------------------------------------------------ word_error_rate
@@ -457,8 +523,11 @@ def _wer_result(student, references, hypotheses):
     result = student.word_error_rate(list(references), list(hypotheses))
     keys = {"wer", "substitutions", "deletions", "insertions", "reference_words"}
     expect_true(isinstance(result, dict) and keys <= set(result),
-                f"{name} should return a dict with keys {sorted(keys)}, got {describe(result)}"
-                f"{' with keys ' + str(sorted(result)) if isinstance(result, dict) else ''}.")
+                say(f"{name} should return a dict with keys {sorted(keys)}, got {describe(result)}"
+                    f"{' with keys ' + str(sorted(result)) if isinstance(result, dict) else ''}.",
+                    f"{name}은(는) 키가 {sorted(keys)}인 dict를 돌려주어야 하는데 "
+                    f"{'키가 ' + str(sorted(result)) + '인 ' if isinstance(result, dict) else ''}"
+                    f"{describe(result)}입니다."))
     return {key: float(as_array(f"{name}[{key!r}]", result[key]).reshape(())) for key in keys}
 
 
@@ -470,12 +539,16 @@ def _(student):
         got = _wer_result(student, references, hypotheses)
         shown = f"references {list(references)[:3]}{' ...' if len(references) > 3 else ''}, " \
                 f"hypotheses {list(hypotheses)[:3]}{' ...' if len(hypotheses) > 3 else ''}"
-        expect_close(f"word_error_rate(...)['reference_words'] for {shown}", got["reference_words"],
-                     want["reference_words"], what="the number of reference words")
+        expect_close(say(f"word_error_rate(...)['reference_words'] for {shown}",
+                         f"{shown}에 대한 word_error_rate(...)['reference_words']"), got["reference_words"],
+                     want["reference_words"], what=say("the number of reference words", "참조 단어의 수"))
         errors = want["substitutions"] + want["deletions"] + want["insertions"]
-        expect_close(f"word_error_rate(...)['wer'] for {shown}", got["wer"], want["wer"], rtol=1e-9,
-                     atol=1e-9, what=f"(S + D + I) / N = {errors} / {want['reference_words']}, the "
-                                     f"Levenshtein distance over the number of *reference* words")
+        expect_close(say(f"word_error_rate(...)['wer'] for {shown}", f"{shown}에 대한 word_error_rate(...)['wer']"),
+                     got["wer"], want["wer"], rtol=1e-9,
+                     atol=1e-9, what=say(f"(S + D + I) / N = {errors} / {want['reference_words']}, the "
+                                         f"Levenshtein distance over the number of *reference* words",
+                                         f"(S + D + I) / N = {errors} / {want['reference_words']}, 곧 레벤슈타인 "
+                                         f"거리를 *참조* 단어의 수로 나눈 값"))
 
 
 def _substitution_range(reference, hypothesis):
@@ -509,14 +582,20 @@ def _(student):
         errors = want["substitutions"] + want["deletions"] + want["insertions"]
         shown = f"references {list(references)[:3]}, hypotheses {list(hypotheses)[:3]}"
         expect_true(S + D + I == errors,
-                    f"for {shown}: S + D + I = {S:g} + {D:g} + {I:g} = {S + D + I:g}, but the "
-                    f"Levenshtein distance is {errors}.")
+                    say(f"for {shown}: S + D + I = {S:g} + {D:g} + {I:g} = {S + D + I:g}, but the "
+                        f"Levenshtein distance is {errors}.",
+                        f"{shown}에 대해: S + D + I = {S:g} + {D:g} + {I:g} = {S + D + I:g}이지만 "
+                        f"레벤슈타인 거리는 {errors}입니다."))
         extra = sum(len(h.split()) for h in hypotheses) - want["reference_words"]
         expect_true(I - D == extra,
-                    f"for {shown}: insertions - deletions = {I - D:g}, but the hypotheses have {extra} "
-                    f"more words than the references (each insertion adds one, each deletion removes one).")
+                    say(f"for {shown}: insertions - deletions = {I - D:g}, but the hypotheses have {extra} "
+                        f"more words than the references (each insertion adds one, each deletion removes one).",
+                        f"{shown}에 대해: 삽입 - 삭제 = {I - D:g}이지만 가설의 단어가 참조보다 {extra}개 "
+                        f"많습니다 (삽입은 하나씩 더하고, 삭제는 하나씩 뺍니다)."))
         ranges = [_substitution_range(r, h) for r, h in zip(references, hypotheses)]
         low, high = sum(lo for lo, _ in ranges), sum(hi for _, hi in ranges)
         expect_true(low <= S <= high,
-                    f"for {shown}: {S:g} substitutions, but every alignment with the fewest errors "
-                    f"has between {low} and {high}.")
+                    say(f"for {shown}: {S:g} substitutions, but every alignment with the fewest errors "
+                        f"has between {low} and {high}.",
+                        f"{shown}에 대해: 대체가 {S:g}개이지만, 오류가 가장 적은 정렬은 모두 대체가 {low}개에서 "
+                        f"{high}개 사이입니다."))
