@@ -21,6 +21,7 @@ from traitlets import Int, Unicode
 from .feedback import NOTES_CELL_KEY, STUDENT_OUTPUT_KEY, redact, sanitise_notebook
 from .hidden import load_hidden_tests
 from .sandbox import Limits, Verdict, grade_in_sandbox
+from .translation import LANGUAGES
 from .skipping import SKIPPED_NOTE, should_skip, skipped_sources
 
 NOTES_KEY = "autograder"   # notebook metadata the intake fills: {"notes": [...]}
@@ -62,7 +63,9 @@ class TrustedExecute(NbGraderPreprocessor):
                 cells.append({"index": index, "kind": "code", "source": cell.source})
         limits = Limits(cell_timeout=self.cell_timeout, call_timeout=self.call_timeout,
                         notebook_budget=self.notebook_budget, uid=self.sandbox_uid)
-        report = grade_in_sandbox(cells, tests, limits)
+        edition = nb.metadata.get(EDITION_KEY)
+        language = edition.get("language") if isinstance(edition, dict) else None
+        report = grade_in_sandbox(cells, tests, limits, language if language in LANGUAGES else "en")
 
         budget = [MAX_KEPT_BYTES]
         for index, cell in enumerate(nb.cells):
@@ -73,7 +76,8 @@ class TrustedExecute(NbGraderPreprocessor):
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 verdict = report.verdicts.get(
                     grade_id, Verdict(False, f"the course has no hidden test for {grade_id}"))
-                cell.outputs = ([new_output("stream", name="stdout", text=f"✓ {grade_id} passed\n")]
+                passed = "통과" if language == "ko" else "passed"
+                cell.outputs = ([new_output("stream", name="stdout", text=f"✓ {grade_id} {passed}\n")]
                                 if verdict.passed else [_failure(verdict.message)])
             elif index in skipped:
                 cell.outputs = [new_output("stream", name="stdout", text=SKIPPED_NOTE + "\n")] \

@@ -369,8 +369,10 @@ def plan_cells(cells: list[dict]) -> list[dict]:
             for cell in cells]
 
 
-def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Limits()) -> SandboxReport:
-    """Run ``cells`` (dicts: index, kind 'code' or 'test', source, grade_id) and their tests.
+def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Limits(),
+                     language: str = "en") -> SandboxReport:
+    """Run ``cells`` (dicts: index, kind 'code' or 'test', source, grade_id) and their tests,
+    whose messages are in ``language``, the edition the submission came from ("en" or "ko").
 
     Every test in ``tests`` gets a verdict; a test never reached fails with the reason.
     """
@@ -385,7 +387,7 @@ def grade_in_sandbox(cells: list[dict], tests: HiddenTests, limits: Limits = Lim
             session = None
             try:
                 session = Session(Path(work) / "output.log", dict(plan, skip=sorted(skip)), limits, deadline)
-                finished = _drive(session, cells, tests, limits, report, skip)
+                finished = _drive(session, cells, tests, limits, report, skip, language)
             except SandboxDied as death:      # it could not even take its plan
                 report.notes.append(f"The notebook could not start: {death}.")
                 finished = True
@@ -417,7 +419,7 @@ def _expected_events(cells: list[dict], skip: set[int]):
 
 
 def _drive(session: Session, cells: list[dict], tests: HiddenTests, limits: Limits,
-           report: SandboxReport, skip: set[int]) -> bool:
+           report: SandboxReport, skip: set[int], language: str = "en") -> bool:
     """Follow one session to its end (True) or its death (False, after noting what killed it).
 
     The harness must send exactly the events the plan implies, in order; anything else
@@ -442,7 +444,7 @@ def _drive(session: Session, cells: list[dict], tests: HiddenTests, limits: Limi
             elif kind == "test":
                 grade_id = cell["grade_id"]     # known here only: the sandbox was told no name
                 if grade_id in tests and grade_id not in report.verdicts:
-                    passed, message = run_test(tests[grade_id], RemoteStudent(session, limits))
+                    passed, message = run_test(tests[grade_id], RemoteStudent(session, limits), language)
                     if session.dead_reason:   # the student's code killed or hung the sandbox
                         report.verdicts[grade_id] = Verdict(False, f"while testing: {session.dead_reason}")
                         raise SandboxDied(session.dead_reason)

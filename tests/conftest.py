@@ -73,7 +73,7 @@ def graded_labs() -> list[str]:
 
 def _student(lab: str, name: str) -> str:
     """Lab 1's students keep their plain names; another lab's fixtures are prefixed with the lab."""
-    return name if lab == LAB or name in ("solution", "untouched", "ko-solution", "ko-untouched") \
+    return name if lab == LAB or name in ("solution", "untouched", "ko-solution", "ko-untouched", "ko-mistake") \
         else f"{lab}-{name}"
 
 
@@ -93,6 +93,9 @@ def _class_folder(root: Path) -> dict[str, dict[str, str]]:
         if korean.is_file():   # the Korean release, graded by the same grader (test_korean_labs.py)
             kinds["ko-solution"] = lab_submission(lab, notebook=korean)
             kinds["ko-untouched"] = nbformat.read(korean, as_version=4)
+            first = min((FIXTURES / lab).glob("*.py"), default=None)
+            if first is not None:   # the lab's first mistake, made in the Korean release
+                kinds["ko-mistake"] = lab_submission(lab, first, notebook=korean)
         for name, notebook in kinds.items():
             students[name] = _student(lab, name)
             write_submission(root, students[name], lab, notebook)

@@ -34,6 +34,10 @@ CHROMIUM = next((path for path in ("/usr/lib/chromium/chromium", shutil.which("c
 CHAPTERS = sorted(path.stem for path in (REPO / "book").glob("ch[0-9][0-9]_*.md"))
 # the Korean edition: book/ko/<name> is the twin of book/<name> (DEVELOPERS.md, "The Korean edition")
 TWINS = sorted(path.stem for path in (REPO / "book" / "ko").glob("*.md"))
+# and labs/ko/<lab>/<lab> the twin of labs/<lab>/<lab>: each built page with its twin's
+KOREAN_LABS = [lab for lab in lab_names() if (REPO / "labs" / "ko" / lab / f"{lab}.ipynb").is_file()]
+TWIN_PAGES = {**{f"book/{name}.html": f"book/ko/{name}.html" for name in TWINS},
+              **{f"labs/{lab}/{lab}.html": f"labs/ko/{lab}/{lab}.html" for lab in KOREAN_LABS}}
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +237,7 @@ def test_a_lab_zip_downloads_from_the_labs_page(browser, site):
     page.close()
 
 
-@pytest.mark.parametrize("path", ["book/intro.html", "book/glossary.html", *(f"book/ko/{name}.html" for name in TWINS)])
+@pytest.mark.parametrize("path", ["book/intro.html", "book/glossary.html", *TWIN_PAGES.values()])
 def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
     """This machine has no CJK font: Hangul can only render through the site's Noto Sans KR.
     Chromium reports, per element, which font drew how many glyphs; every Hangul syllable
@@ -274,7 +278,8 @@ def test_korean_renders_in_the_sites_own_font_not_as_boxes(browser, site, path):
 
 PAGES = [f"book/{chapter}.html" for chapter in CHAPTERS] + \
         [f"book/ko/{name}.html" for name in TWINS if name in CHAPTERS] + \
-        [f"labs/{lab}/{lab}.html" for lab in lab_names()]
+        [f"labs/{lab}/{lab}.html" for lab in lab_names()] + \
+        [f"labs/ko/{lab}/{lab}.html" for lab in KOREAN_LABS]
 
 # Display math and code blocks (source and output) that are wider than their column: the
 # reader sees them cut off, or has to scroll each one sideways.
@@ -525,11 +530,12 @@ def _sections_and_switches(text: str) -> list[tuple[str, str | None]]:
     return found
 
 
-@pytest.mark.parametrize("name", TWINS)
-def test_language_switch_lands_on_the_same_section(book, name):
+@pytest.mark.parametrize("english", TWIN_PAGES)
+def test_language_switch_lands_on_the_same_section(book, english):
     """Every heading of a page with a twin links to the twin's heading at the same position
-    (tools/twins.py), both ways: the title to the twin's title, section 0.3 to its 0.3."""
-    pages = {"en": f"book/{name}.html", "ko": f"book/ko/{name}.html"}
+    (tools/twins.py), both ways: the title to the twin's title, section 0.3 to its 0.3; a lab's
+    page likewise."""
+    pages = {"en": english, "ko": TWIN_PAGES[english]}
     built = {language: _sections_and_switches((book / page).read_text()) for language, page in pages.items()}
     assert built["en"] and len(built["en"]) == len(built["ko"]), {k: [s for s, _ in v] for k, v in built.items()}
     for language, other in (("en", "ko"), ("ko", "en")):

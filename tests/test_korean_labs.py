@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 
 import nbformat
 import pytest
@@ -203,7 +204,8 @@ def test_an_earlier_korean_release_is_told_its_instructor_changed_it():
 
 def _korean_graded(graded):
     from conftest import lab_results
-    return [lab for lab in KOREAN_LABS if "ko-solution" in lab_results(graded, lab)]
+    # every Korean lab in the class run (GRADED_LABS may narrow it while working on one lab)
+    return [lab for lab in KOREAN_LABS if lab in graded["labs"] and "ko-solution" in lab_results(graded, lab)]
 
 
 @needs_korean
@@ -248,3 +250,25 @@ def test_a_korean_feedback_page_shows_the_korean_instructions(graded):
         assert heading in page and "<script" not in page
         english_page = (graded["out"] / "feedback" / "solution" / lab / f"{lab}.html").read_text(encoding="utf-8")
         assert heading not in english_page
+
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@needs_korean
+def test_a_korean_mistake_loses_what_the_english_one_loses_and_is_told_in_korean(graded):
+    """The lab's first mistake fixture, made in the Korean release: the same points per test as
+    in the English release, and the hidden tests' messages in Korean (the grader runs them in the
+    submission's language), the English submission's without Hangul."""
+    from conftest import FIXTURES, lab_results, points
+    for lab in _korean_graded(graded):
+        results = lab_results(graded, lab)
+        if "ko-mistake" not in results:
+            continue
+        first = min((FIXTURES / lab).glob("*.py")).stem
+        english, korean = results[f"mistake-{first}"], results["ko-mistake"]
+        assert points(korean) == points(english) and korean.score < korean.max_score, (lab, first)
+        failed = {test.grade_id: test.message for test in english.tests if test.score < test.max_score}
+        told = {test.grade_id: test.message for test in korean.tests if test.grade_id in failed}
+        assert failed and not any(HANGUL.search(message) for message in failed.values()), failed
+        assert all(HANGUL.search(message) for message in told.values()), (lab, told)
